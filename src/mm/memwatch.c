@@ -1,0 +1,1147 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Implement the process_memwatch() system call: report the state of the
+ * pages of a process, addressed by pidfd, with the PAGEMAP_SCAN categories,
+ * and atomically re-arm soft-dirty tracking on exactly the pages reported.
+ *
+ * Copyright The process_memwatch authors.
+ */
+
+#include <linux/dirty_track.h>
+#include <linux/hugetlb.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagewalk.h>
+#include <linux/pid.h>
+#include <linux/ptrace.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/swapops.h>
+#include <linux/syscalls.h>
+#include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
+#include <uapi/linux/memwatch.h>
+#include <asm/tlbflush.h>
+#include "internal.h"
+
+#define MEMWATCH_FLAGS		(MEMWATCH_CLEAR_SOFT_DIRTY |		\
+				 MEMWATCH_WP_MATCHING |			\
+				 MEMWATCH_CHECK_WPASYNC)
+#define MEMWATCH_CHANGE_FLAGS	(MEMWATCH_CLEAR_SOFT_DIRTY |		\
+				 MEMWATCH_WP_MATCHING)
+#define MEMWATCH_CATEGORIES	(PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN |	\
+				 PAGE_IS_FILE | PAGE_IS_PRESENT |	\
+				 PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |	\
+				 PAGE_IS_HUGE | PAGE_IS_SOFT_DIRTY)
+
+/* Entries of the bounce buffer: one page of struct page_region */
+#define MEMWATCH_BUF_LEN	(PAGE_SIZE / sizeof(struct page_region))
+
+/*
+ * Work done under one hold of the mmap lock: page tables (or THPs, hugetlb
+ * pages, holes and VMAs) examined. Missing tables inside a VMA are skipped
+ * by the page walker without a callback and do not count.
+ */
+#define MEMWATCH_CHUNK_BUDGET	64
+
+/* Why the walk of a chunk stopped before the end of the range */
+enum memwatch_stop {
+	MEMWATCH_WALKING = 0,
+	MEMWATCH_STOP_CHUNK,	/* bounce buffer full or budget spent */
+	MEMWATCH_STOP_WRLOCK,	/* a VM_SOFTDIRTY VMA needs the write lock */
+	MEMWATCH_STOP_FULL,	/* vec full or max_pages found */
+	MEMWATCH_STOP_HUGE,	/* hugetlb page partly inside the range */
+};
+
+struct memwatch_walk {
+	/* Arguments, untagged and normalised */
+	unsigned long start, end, max_pages;
+	unsigned long inverted, mask, anyof, return_mask, interest;
+	unsigned int flags;
+
+	/* State of the VMA being walked */
+	unsigned long vma_cats, hole_cats;
+	bool hole_match;	/* an empty entry of this VMA matches */
+	bool clear_sd;		/* clear soft-dirty on matching pages */
+	bool clear_vma;		/* clear VM_SOFTDIRTY on the walked part */
+	bool keep_vma;		/* ...unless a page could not be cleared */
+	bool wp;		/* uffd-wp matching pages */
+
+	/* Output: buf[buf_idx] is the last, possibly open, region */
+	struct page_region *buf;
+	unsigned long buf_cap, buf_idx, found;
+	u64 vec_left;		/* entries of the user vec still free */
+	struct page_region __user *vec_out;
+	long nr_out;
+
+	/* Progress */
+	unsigned long walk_end;
+	unsigned int budget;
+	enum memwatch_stop stop;
+	bool changed;		/* a page table or VMA was changed */
+	bool wrlocked;		/* this chunk holds the mmap lock for write */
+	int err;
+};
+
+static bool memwatch_match(const struct memwatch_walk *w, unsigned long cats)
+{
+	cats ^= w->inverted;
+	if ((cats & w->mask) != w->mask)
+		return false;
+	return !w->anyof || (cats & w->anyof);
+}
+
+static void memwatch_stop(struct memwatch_walk *w, unsigned long addr,
+			  enum memwatch_stop why)
+{
+	w->walk_end = addr;
+	w->stop = why;
+}
+
+/* Count one unit of work; stop the chunk after @next when it is spent. */
+static bool memwatch_spend(struct memwatch_walk *w, unsigned long next)
+{
+	if (--w->budget)
+		return false;
+	memwatch_stop(w, next, MEMWATCH_STOP_CHUNK);
+	return true;
+}
+
+/*
+ * Return how much of [@addr, @end) can be reported with @cats: all of it,
+ * a part cut short by max_pages, or nothing (@addr) when a new region is
+ * needed and the buffer is full.
+ */
+static unsigned long memwatch_fit(const struct memwatch_walk *w,
+				  unsigned long cats, unsigned long addr,
+				  unsigned long end)
+{
+	unsigned long left = w->max_pages - w->found;
+	const struct page_region *cur;
+
+	if (left < (end - addr) >> PAGE_SHIFT)
+		end = addr + (left << PAGE_SHIFT);
+	if (end == addr || !w->buf)
+		return end;
+
+	cur = &w->buf[w->buf_idx];
+	if (cur->end == addr && cur->categories == (cats & w->return_mask))
+		return end;
+	if (cur->end && w->buf_idx + 1 >= w->buf_cap)
+		return addr;
+	return end;
+}
+
+static void memwatch_push(struct memwatch_walk *w, unsigned long cats,
+			  unsigned long addr, unsigned long end)
+{
+	struct page_region *cur;
+
+	w->found += (end - addr) >> PAGE_SHIFT;
+	if (!w->buf)
+		return;
+
+	cats &= w->return_mask;
+	cur = &w->buf[w->buf_idx];
+	if (cur->end == addr && cur->categories == cats) {
+		cur->end = end;
+		return;
+	}
+	if (cur->end)
+		cur = &w->buf[++w->buf_idx];
+	cur->start = addr;
+	cur->end = end;
+	cur->categories = cats;
+}
+
+/*
+ * Report [@addr, *@end) as far as it fits. Returns true, with *@end moved
+ * to where reporting stopped, when the walk must stop there.
+ */
+static bool memwatch_output(struct memwatch_walk *w, unsigned long cats,
+			    unsigned long addr, unsigned long *end)
+{
+	unsigned long fit = memwatch_fit(w, cats, addr, *end);
+	enum memwatch_stop why;
+
+	if (fit != addr)
+		memwatch_push(w, cats, addr, fit);
+	if (fit == *end)
+		return false;
+
+	if (w->found == w->max_pages || w->buf_cap >= w->vec_left)
+		why = MEMWATCH_STOP_FULL;
+	else
+		why = MEMWATCH_STOP_CHUNK;
+	memwatch_stop(w, fit, why);
+	*end = fit;
+	return true;
+}
+
+static unsigned long memwatch_pte_cats(const struct memwatch_walk *w,
+				       struct vm_area_struct *vma,
+				       unsigned long addr, pte_t pte)
+{
+	unsigned long cats;
+
+	if (pte_present(pte)) {
+		struct page *page;
+
+		cats = PAGE_IS_PRESENT;
+		if (!pte_uffd_wp(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if (is_zero_pfn(pte_pfn(pte)))
+			cats |= PAGE_IS_PFNZERO;
+		if (w->interest & PAGE_IS_FILE) {
+			page = vm_normal_page(vma, addr, pte);
+			if (page && !PageAnon(page))
+				cats |= PAGE_IS_FILE;
+		}
+	} else {
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		cats = PAGE_IS_SWAPPED;
+		if (!pte_swp_uffd_wp_any(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_swp_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if ((w->interest & PAGE_IS_FILE) && is_pfn_swap_entry(entry) &&
+		    !folio_test_anon(pfn_swap_entry_folio(entry)))
+			cats |= PAGE_IS_FILE;
+	}
+	return cats;
+}
+
+/*
+ * A writable migration or device-private entry becomes a writable PTE
+ * again without a fault, so once its soft-dirty bit is cleared it must
+ * also lose write permission, as change_pte_range() does for mprotect().
+ */
+static swp_entry_t memwatch_swp_wrprotect(swp_entry_t entry)
+{
+	pgoff_t offset = swp_offset(entry);
+
+	if (is_writable_migration_entry(entry)) {
+		if (folio_test_anon(pfn_swap_entry_folio(entry)))
+			return make_readable_exclusive_migration_entry(offset);
+		return make_readable_migration_entry(offset);
+	}
+	if (is_writable_device_private_entry(entry))
+		return make_readable_device_private_entry(offset);
+	return entry;
+}
+
+static bool memwatch_swp_writable(swp_entry_t entry)
+{
+	return is_writable_migration_entry(entry) ||
+	       is_writable_device_private_entry(entry);
+}
+
+static pte_t memwatch_swp_clean(pte_t pte)
+{
+	swp_entry_t entry = pte_to_swp_entry(pte);
+	pte_t clean = pte;
+
+	if (memwatch_swp_writable(entry)) {
+		clean = swp_entry_to_pte(memwatch_swp_wrprotect(entry));
+		if (pte_swp_uffd_wp(pte))
+			clean = pte_swp_mkuffd_wp(clean);
+	}
+	return pte_swp_clear_soft_dirty(clean);
+}
+
+/*
+ * Clear the soft-dirty state of one matching PTE. A pinned page of a COW
+ * mapping keeps write access (a write fault would break the pin); it is
+ * made soft-dirty instead, so that it keeps being reported.
+ *
+ * Return: true if a present PTE changed and the TLB needs a flush.
+ */
+static bool memwatch_clear_pte(struct vm_area_struct *vma, unsigned long addr,
+			       pte_t *pte, pte_t ptent)
+{
+	pte_t old, new;
+
+	if (!pte_present(ptent)) {
+		new = memwatch_swp_clean(ptent);
+		if (!pte_same(new, ptent))
+			set_pte_at(vma->vm_mm, addr, pte, new);
+		return false;
+	}
+	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
+		return false;
+	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	if (!pte_is_pinned(vma, addr, ptent)) {
+		clear_soft_dirty(vma, addr, pte);
+		return true;
+	}
+	if (pte_soft_dirty(ptent))
+		return false;
+	old = ptep_modify_prot_start(vma, addr, pte);
+	new = pte_mksoft_dirty(old);
+	ptep_modify_prot_commit(vma, addr, pte, old, new);
+	return true;
+}
+
+/* Clear soft-dirty and/or uffd-wp one matching PTE; true if TLB flush */
+static bool memwatch_change_pte(struct memwatch_walk *w,
+				struct vm_area_struct *vma, unsigned long addr,
+				pte_t *pte, pte_t ptent, unsigned long cats)
+{
+	bool flush = false;
+
+	pte_t cur = ptent;
+
+	if (w->clear_sd && !pte_none(ptent))
+		flush = memwatch_clear_pte(vma, addr, pte, ptent);
+	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
+		cur = ptep_get(pte);
+		make_uffd_wp_pte(vma, addr, pte, cur);
+		flush |= pte_present(cur);
+	}
+	if (flush || !pte_same(ptep_get(pte), ptent))
+		w->changed = true;
+	return flush;
+}
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+static unsigned long memwatch_pmd_cats(const struct memwatch_walk *w,
+				       struct vm_area_struct *vma,
+				       unsigned long addr, pmd_t pmd)
+{
+	unsigned long cats = PAGE_IS_HUGE;
+
+	if (pmd_present(pmd)) {
+		struct page *page;
+
+		cats |= PAGE_IS_PRESENT;
+		if (!pmd_uffd_wp(pmd))
+			cats |= PAGE_IS_WRITTEN;
+		if (pmd_soft_dirty(pmd))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if (is_huge_zero_pmd(pmd))
+			cats |= PAGE_IS_PFNZERO;
+		if (w->interest & PAGE_IS_FILE) {
+			page = vm_normal_page_pmd(vma, addr, pmd);
+			if (page && !PageAnon(page))
+				cats |= PAGE_IS_FILE;
+		}
+	} else {
+		swp_entry_t entry = pmd_to_swp_entry(pmd);
+
+		cats |= PAGE_IS_SWAPPED;
+		if (!pmd_swp_uffd_wp(pmd))
+			cats |= PAGE_IS_WRITTEN;
+		if (pmd_swp_soft_dirty(pmd))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if ((w->interest & PAGE_IS_FILE) && is_pfn_swap_entry(entry) &&
+		    !folio_test_anon(pfn_swap_entry_folio(entry)))
+			cats |= PAGE_IS_FILE;
+	}
+	return cats;
+}
+
+static bool memwatch_pmd_needs_change(const struct memwatch_walk *w,
+				      pmd_t pmd, unsigned long cats)
+{
+	if (w->wp && (cats & PAGE_IS_WRITTEN))
+		return true;
+	if (!w->clear_sd)
+		return false;
+	if (pmd_present(pmd))
+		return pmd_soft_dirty(pmd) || pmd_write(pmd);
+	return pmd_swp_soft_dirty(pmd) ||
+	       memwatch_swp_writable(pmd_to_swp_entry(pmd));
+}
+
+static void memwatch_change_pmd(struct memwatch_walk *w,
+				struct vm_area_struct *vma, unsigned long addr,
+				pmd_t *pmdp, unsigned long cats)
+{
+	pmd_t pmd = pmdp_get(pmdp);
+
+	if (w->clear_sd) {
+		swp_entry_t entry;
+
+		if (pmd_present(pmd) ||
+		    !memwatch_swp_writable(pmd_to_swp_entry(pmd))) {
+			clear_soft_dirty_pmd(vma, addr, pmdp);
+		} else {
+			entry = memwatch_swp_wrprotect(pmd_to_swp_entry(pmd));
+			pmd = swp_entry_to_pmd(entry);
+			if (pmd_swp_uffd_wp(pmdp_get(pmdp)))
+				pmd = pmd_swp_mkuffd_wp(pmd);
+			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
+		}
+	}
+	if (w->wp && (cats & PAGE_IS_WRITTEN))
+		make_uffd_wp_pmd(vma, addr, pmdp);
+}
+
+/*
+ * Handle a PMD-mapped THP (or a PMD migration entry) in [@addr, @end).
+ * Return: -EAGAIN when there is none, or after splitting it, so that the
+ * caller walks the PTEs; otherwise 1 to stop the walk, or 0.
+ */
+static int memwatch_thp_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	struct memwatch_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned long haddr = addr & HPAGE_PMD_MASK;
+	unsigned long cats, fit;
+	spinlock_t *ptl;		/* page table lock */
+	pmd_t pmdval;
+
+	ptl = pmd_trans_huge_lock(pmd, vma);
+	if (!ptl)
+		return -EAGAIN;
+
+	pmdval = pmdp_get(pmd);
+	cats = w->vma_cats | memwatch_pmd_cats(w, vma, addr, pmdval);
+	if (!memwatch_match(w, cats))
+		goto out_unlock;
+
+	fit = memwatch_fit(w, cats, addr, end);
+	if (fit != addr && memwatch_pmd_needs_change(w, pmdval, cats) &&
+	    (addr != haddr || fit != haddr + HPAGE_PMD_SIZE)) {
+		/*
+		 * Only part of the THP is covered or can be reported. An
+		 * anonymous THP is split, keeping its state in every PTE,
+		 * and walked again as PTEs. Splitting the PMD of a file
+		 * THP would unmap it and lose its soft-dirty bit: leave it
+		 * as it is, reported and still dirty, and keep the VMA
+		 * soft-dirty in case the PMD is writable.
+		 */
+		if (vma_is_anonymous(vma)) {
+			spin_unlock(ptl);
+			split_huge_pmd(vma, pmd, addr);
+			return -EAGAIN;
+		}
+		w->keep_vma = true;
+		memwatch_output(w, cats, addr, &end);
+		goto out_unlock;
+	}
+
+	if (memwatch_output(w, cats, addr, &end) && end == addr)
+		goto out_unlock;
+	if (memwatch_pmd_needs_change(w, pmdval, cats)) {
+		memwatch_change_pmd(w, vma, haddr, pmd, cats);
+		flush_tlb_range(vma, haddr, haddr + HPAGE_PMD_SIZE);
+		w->changed = true;
+	}
+out_unlock:
+	spin_unlock(ptl);
+	return w->stop ? 1 : 0;
+}
+#else
+static int memwatch_thp_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	return -EAGAIN;
+}
+#endif /* CONFIG_TRANSPARENT_HUGEPAGE */
+
+static int memwatch_pmd_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	struct memwatch_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned long flush_start = 0, flush_end = 0;
+	pte_t *start_pte, *pte;
+	spinlock_t *ptl;		/* page table lock */
+	int ret;
+
+	ret = memwatch_thp_entry(pmd, addr, end, walk);
+	if (ret != -EAGAIN) {
+		if (!ret && memwatch_spend(w, end))
+			ret = 1;
+		return ret;
+	}
+
+	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start_pte) {
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	arch_enter_lazy_mmu_mode();
+	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
+		pte_t ptent = ptep_get(pte);
+		unsigned long next = addr + PAGE_SIZE;
+		unsigned long cats;
+
+		if (pte_none(ptent)) {
+			if (!w->hole_match)
+				continue;
+			cats = w->hole_cats;
+		} else {
+			cats = w->vma_cats |
+			       memwatch_pte_cats(w, vma, addr, ptent);
+			if (!memwatch_match(w, cats))
+				continue;
+		}
+		if (memwatch_output(w, cats, addr, &next) && next == addr)
+			break;
+		if (memwatch_change_pte(w, vma, addr, pte, ptent, cats)) {
+			if (!flush_end)
+				flush_start = addr;
+			flush_end = next;
+		}
+		if (w->stop)
+			break;
+	}
+	/* Leave lazy MMU mode first, so that the updates are visible. */
+	arch_leave_lazy_mmu_mode();
+	if (flush_end) {
+		flush_tlb_range(vma, flush_start, flush_end);
+		w->changed = true;
+	}
+	pte_unmap_unlock(start_pte, ptl);
+	cond_resched();
+
+	if (w->stop)
+		return 1;
+	return memwatch_spend(w, end) ? 1 : 0;
+}
+
+static int memwatch_pte_hole(unsigned long addr, unsigned long end,
+			     int depth, struct mm_walk *walk)
+{
+	struct memwatch_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	long err;
+
+	if (!w->hole_match)
+		return memwatch_spend(w, end) ? 1 : 0;
+	if (memwatch_output(w, w->hole_cats, addr, &end) && end == addr)
+		return 1;
+	if (w->wp && (w->hole_cats & PAGE_IS_WRITTEN) &&
+	    !is_vm_hugetlb_page(vma)) {
+		err = uffd_wp_range(vma, addr, end - addr, true);
+		w->changed = true;
+		if (err < 0) {
+			/* Reported: a hole left unprotected is a false positive */
+			w->err = err;
+			memwatch_stop(w, end, MEMWATCH_STOP_FULL);
+			return 1;
+		}
+	}
+	if (w->stop)
+		return 1;
+	return memwatch_spend(w, end) ? 1 : 0;
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+static unsigned long memwatch_huge_cats(pte_t pte)
+{
+	unsigned long cats = PAGE_IS_HUGE;
+
+	if (pte_present(pte)) {
+		cats |= PAGE_IS_PRESENT;
+		if (!huge_pte_uffd_wp(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (!PageAnon(pte_page(pte)))
+			cats |= PAGE_IS_FILE;
+		if (is_zero_pfn(pte_pfn(pte)))
+			cats |= PAGE_IS_PFNZERO;
+		if (pte_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+	} else if (is_swap_pte(pte)) {
+		cats |= PAGE_IS_SWAPPED;
+		if (!pte_swp_uffd_wp_any(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_swp_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+	}
+	return cats;
+}
+
+static bool memwatch_huge_pinned(struct vm_area_struct *vma, pte_t pte)
+{
+	if (!huge_pte_write(pte) || !is_cow_mapping(vma->vm_flags))
+		return false;
+	if (likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+		return false;
+	return folio_maybe_dma_pinned(page_folio(pte_page(pte)));
+}
+
+/* Clear the soft-dirty state of a hugetlb entry; true if TLB flush */
+static bool memwatch_clear_huge_pte(struct vm_area_struct *vma,
+				    unsigned long addr, pte_t *ptep, pte_t pte)
+{
+	unsigned long psize = huge_page_size(hstate_vma(vma));
+	pte_t old, new;
+
+	if (huge_pte_none(pte) || is_hugetlb_entry_hwpoisoned(pte) ||
+	    is_pte_marker(pte))
+		return false;
+	if (is_hugetlb_entry_migration(pte)) {
+		new = memwatch_swp_clean(pte);
+		if (!pte_same(new, pte))
+			set_huge_pte_at(vma->vm_mm, addr, ptep, new, psize);
+		return false;
+	}
+	if (!pte_present(pte) || !IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	if (!pte_soft_dirty(pte) && !huge_pte_write(pte))
+		return false;
+	if (memwatch_huge_pinned(vma, pte)) {
+		if (pte_soft_dirty(pte))
+			return false;
+		old = huge_ptep_modify_prot_start(vma, addr, ptep);
+		new = pte_mksoft_dirty(old);
+	} else {
+		old = huge_ptep_modify_prot_start(vma, addr, ptep);
+		new = pte_clear_soft_dirty(huge_pte_wrprotect(old));
+	}
+	huge_ptep_modify_prot_commit(vma, addr, ptep, old, new);
+	return true;
+}
+
+static int memwatch_hugetlb_entry(pte_t *ptep, unsigned long hmask,
+				  unsigned long addr, unsigned long end,
+				  struct mm_walk *walk)
+{
+	struct memwatch_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	struct hstate *h = hstate_vma(vma);
+	unsigned long haddr = addr & hmask;
+	unsigned long cats, fit;
+	bool change, flush = false;
+	spinlock_t *ptl;		/* page table lock */
+	pte_t pte;
+
+	if (w->wp)
+		i_mmap_lock_write(vma->vm_file->f_mapping);
+	ptl = huge_pte_lock(h, walk->mm, ptep);
+
+	pte = huge_ptep_get(walk->mm, addr, ptep);
+	cats = w->vma_cats | memwatch_huge_cats(pte);
+	if (!memwatch_match(w, cats))
+		goto out_unlock;
+
+	change = (w->wp && (cats & PAGE_IS_WRITTEN)) ||
+		 (w->clear_sd && !huge_pte_none(pte));
+	fit = memwatch_fit(w, cats, addr, end);
+	if (fit != addr && change &&
+	    (addr != haddr || fit != haddr + huge_page_size(h))) {
+		/* A hugetlb page cannot be changed in part: stop before it. */
+		if (addr == w->start)
+			w->err = -EINVAL;
+		memwatch_stop(w, addr, MEMWATCH_STOP_HUGE);
+		goto out_unlock;
+	}
+
+	if (memwatch_output(w, cats, addr, &end) && end == addr)
+		goto out_unlock;
+	if (w->clear_sd) {
+		flush = memwatch_clear_huge_pte(vma, haddr, ptep, pte);
+		if (!pte_same(huge_ptep_get(walk->mm, haddr, ptep), pte))
+			w->changed = true;
+	}
+	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
+		pte = huge_ptep_get(walk->mm, haddr, ptep);
+		make_uffd_wp_huge_pte(vma, haddr, ptep, pte);
+		flush = true;
+		w->changed = true;
+	}
+	if (flush) {
+		flush_hugetlb_tlb_range(vma, haddr, haddr + huge_page_size(h));
+		w->changed = true;
+	}
+out_unlock:
+	spin_unlock(ptl);
+	if (w->wp)
+		i_mmap_unlock_write(vma->vm_file->f_mapping);
+
+	if (w->stop)
+		return 1;
+	return memwatch_spend(w, end) ? 1 : 0;
+}
+#else
+#define memwatch_hugetlb_entry NULL
+#endif /* CONFIG_HUGETLB_PAGE */
+
+/*
+ * Four variants: with the mmap lock held for write a VM_SOFTDIRTY VMA is
+ * write-locked for the walk (PGWALK_WRLOCK), so that no page fault under
+ * the per-VMA lock maps a page between the walk and the clearing of the
+ * flag. ->pte_hole is left out when no hole can match, so that missing
+ * page tables are skipped without a call.
+ */
+static const struct mm_walk_ops memwatch_ops = {
+	.pmd_entry	= memwatch_pmd_entry,
+	.hugetlb_entry	= memwatch_hugetlb_entry,
+	.walk_lock	= PGWALK_RDLOCK,
+};
+
+static const struct mm_walk_ops memwatch_hole_ops = {
+	.pmd_entry	= memwatch_pmd_entry,
+	.pte_hole	= memwatch_pte_hole,
+	.hugetlb_entry	= memwatch_hugetlb_entry,
+	.walk_lock	= PGWALK_RDLOCK,
+};
+
+static const struct mm_walk_ops memwatch_wrlock_ops = {
+	.pmd_entry	= memwatch_pmd_entry,
+	.hugetlb_entry	= memwatch_hugetlb_entry,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+static const struct mm_walk_ops memwatch_wrlock_hole_ops = {
+	.pmd_entry	= memwatch_pmd_entry,
+	.pte_hole	= memwatch_pte_hole,
+	.hugetlb_entry	= memwatch_hugetlb_entry,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+/*
+ * Set up the walk of @vma. Return: 0 to walk it, 1 to skip it, or -EPERM
+ * for MEMWATCH_CHECK_WPASYNC on a VMA without async uffd-wp.
+ */
+static int memwatch_test_vma(struct memwatch_walk *w,
+			     struct vm_area_struct *vma)
+{
+	bool wp_allowed = userfaultfd_wp_async(vma) &&
+			  userfaultfd_wp_use_markers(vma);
+	unsigned long cats = 0;
+
+	if (!wp_allowed) {
+		if (w->flags & MEMWATCH_CHECK_WPASYNC)
+			return -EPERM;
+		/* Never put uffd-wp bits in a VMA not registered for it. */
+		if (w->flags & MEMWATCH_WP_MATCHING)
+			return 1;
+	}
+	if (vma->vm_flags & (VM_PFNMAP | VM_IO))
+		return 1;
+
+	if (wp_allowed)
+		cats |= PAGE_IS_WPALLOWED;
+	if (vma->vm_flags & VM_SOFTDIRTY)
+		cats |= PAGE_IS_SOFT_DIRTY;
+	if (((cats ^ w->inverted) & w->mask & PAGE_IS_WPALLOWED) !=
+	    (w->mask & PAGE_IS_WPALLOWED))
+		return 1;
+
+	w->vma_cats = cats;
+	/*
+	 * An empty entry in an async uffd-wp VMA is written: registration
+	 * with WP_UNPOPULATED installs markers, so a missing one means the
+	 * page was zapped since. hugetlb differs, as in PAGEMAP_SCAN.
+	 */
+	w->hole_cats = cats;
+	if (userfaultfd_wp(vma) && !is_vm_hugetlb_page(vma))
+		w->hole_cats |= PAGE_IS_WRITTEN;
+	w->hole_match = memwatch_match(w, w->hole_cats);
+
+	/*
+	 * hugetlb has no write-notify for soft-dirty (see
+	 * vma_wants_writenotify()): mprotect() of a shared hugetlb mapping
+	 * makes its PTEs writable without a fault. Its pages are reported
+	 * but never cleared, so they stay soft-dirty.
+	 */
+	w->clear_sd = (w->flags & MEMWATCH_CLEAR_SOFT_DIRTY) &&
+		      !(is_vm_hugetlb_page(vma) &&
+			(vma->vm_flags & VM_MAYSHARE));
+	w->clear_vma = w->clear_sd && (vma->vm_flags & VM_SOFTDIRTY);
+	w->keep_vma = false;
+	w->wp = w->flags & MEMWATCH_WP_MATCHING;
+	return 0;
+}
+
+/*
+ * Clear VM_SOFTDIRTY on [@start, @end), inside one VMA whose page table
+ * entries there were all write-protected and cleaned under this hold of
+ * the mmap write lock. The VMA is split as needed. If that fails (out of
+ * memory, or max_map_count reached), VM_SOFTDIRTY stays set: every page
+ * of the VMA keeps being reported soft-dirty, a false positive but never
+ * a lost write.
+ */
+static void memwatch_clear_vma_softdirty(struct mm_struct *mm,
+					 unsigned long start,
+					 unsigned long end)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct vm_area_struct *vma, *prev;
+	unsigned long newflags;
+
+	vma = vma_iter_load(&vmi);
+	if (!vma || !(vma->vm_flags & VM_SOFTDIRTY))
+		return;
+	prev = vma_prev(&vmi);
+	if (start > vma->vm_start)
+		prev = vma;
+	vma_iter_set(&vmi, start);
+	vma = vma_find(&vmi, end);
+	if (!vma)
+		return;
+
+	newflags = vma->vm_flags & ~VM_SOFTDIRTY;
+	vma = vma_modify_flags(&vmi, prev, vma, start, end, newflags);
+	if (IS_ERR(vma))
+		return;
+	vma_start_write(vma);
+	vm_flags_reset(vma, newflags);
+	vma_set_page_prot(vma);
+}
+
+/*
+ * Walk from @addr under the mmap lock until the range, the output or the
+ * budget of the chunk ends. Sets w->walk_end. Return: 0 or -errno.
+ */
+static int memwatch_walk_chunk(struct memwatch_walk *w, struct mm_struct *mm,
+			       unsigned long addr)
+{
+	const struct mm_walk_ops *ops;
+	struct vm_area_struct *vma;
+	unsigned long vend, stop;
+	int ret;
+
+	w->budget = MEMWATCH_CHUNK_BUDGET;
+	w->stop = MEMWATCH_WALKING;
+	while (addr < w->end) {
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start >= w->end) {
+			addr = w->end;
+			break;
+		}
+		addr = max(addr, vma->vm_start);
+		vend = min(vma->vm_end, w->end);
+
+		ret = memwatch_test_vma(w, vma);
+		if (ret < 0) {
+			memwatch_stop(w, addr, MEMWATCH_STOP_FULL);
+			return ret;
+		}
+		if (!ret && w->clear_vma && !w->wrlocked) {
+			memwatch_stop(w, addr, MEMWATCH_STOP_WRLOCK);
+			return 0;
+		}
+		if (!ret) {
+			if (w->clear_vma)
+				ops = w->hole_match ? &memwatch_wrlock_hole_ops :
+						      &memwatch_wrlock_ops;
+			else
+				ops = w->hole_match ? &memwatch_hole_ops :
+						      &memwatch_ops;
+			ret = walk_page_range_vma(vma, addr, vend, ops, w);
+			if (ret < 0)
+				return ret;
+			if (w->err)
+				return w->err;
+			stop = w->stop ? w->walk_end : vend;
+			if (w->clear_vma && !w->keep_vma && stop > addr) {
+				memwatch_clear_vma_softdirty(mm, addr, stop);
+				w->changed = true;
+			}
+			if (w->stop)
+				return 0;
+		}
+		addr = vend;
+		if (memwatch_spend(w, addr))
+			return 0;
+	}
+	w->walk_end = addr;
+	return 0;
+}
+
+/* Copy the closed regions (all of them if @final) to the user's vec */
+static int memwatch_flush(struct memwatch_walk *w, bool final)
+{
+	unsigned long n = w->buf_idx;
+
+	if (!w->buf)
+		return 0;
+	if (final && w->buf[n].end)
+		n++;
+	if (n) {
+		if (copy_to_user(w->vec_out, w->buf, n * sizeof(*w->buf)))
+			return -EFAULT;
+		w->vec_out += n;
+		w->vec_left -= n;
+		w->nr_out += n;
+	}
+	/* The last region may still grow: carry it over. */
+	w->buf[0] = w->buf[w->buf_idx];
+	w->buf_idx = 0;
+	return 0;
+}
+
+static inline enum mmu_notifier_event
+memwatch_event(const struct memwatch_walk *w)
+{
+	if (w->flags & MEMWATCH_CLEAR_SOFT_DIRTY)
+		return MMU_NOTIFY_SOFT_DIRTY;
+	return MMU_NOTIFY_PROTECTION_VMA;
+}
+
+/*
+ * Walk the range chunk by chunk: the mmap lock is dropped between chunks
+ * to copy out the regions found, to reschedule and to check for a fatal
+ * signal. Return: 0, or -errno when the walk must end.
+ */
+static int memwatch_walk(struct memwatch_walk *w, struct mm_struct *mm,
+			 unsigned long ustart, unsigned long uend)
+{
+	struct mmu_notifier_range range;
+	bool change = w->flags & MEMWATCH_CHANGE_FLAGS;
+	unsigned long addr = 0;
+	bool first = true;
+	int err;
+
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+
+		w->buf_cap = min_t(u64, MEMWATCH_BUF_LEN, w->vec_left);
+		/*
+		 * Fault the part of vec this chunk can fill in writable
+		 * before any page changes, so that the regions reported for
+		 * changed pages can be copied out.
+		 */
+		if (change && w->buf &&
+		    fault_in_safe_writeable((char __user *)w->vec_out,
+					    w->buf_cap * sizeof(*w->buf)))
+			return -EFAULT;
+
+		if (w->wrlocked)
+			err = mmap_write_lock_killable(mm);
+		else
+			err = mmap_read_lock_killable(mm);
+		if (err)
+			return err;
+
+		if (first) {
+			first = false;
+			w->start = untagged_addr_remote(mm, ustart);
+			uend = untagged_addr_remote(mm, uend);
+			if (uend > mm->task_size || uend < w->start) {
+				err = uend < w->start ? -EINVAL : -EFAULT;
+				goto unlock;
+			}
+			w->end = PAGE_ALIGN(uend);
+			addr = w->start;
+			w->walk_end = addr;
+		}
+
+		if (change) {
+			mmu_notifier_range_init(&range, memwatch_event(w), 0,
+						mm, addr, w->end);
+			mmu_notifier_invalidate_range_start(&range);
+		}
+		err = memwatch_walk_chunk(w, mm, addr);
+		if (change)
+			mmu_notifier_invalidate_range_end(&range);
+unlock:
+		if (w->wrlocked)
+			mmap_write_unlock(mm);
+		else
+			mmap_read_unlock(mm);
+		if (err)
+			return err;
+
+		err = memwatch_flush(w, false);
+		if (err)
+			return err;
+
+		addr = w->walk_end;
+		w->wrlocked = w->stop == MEMWATCH_STOP_WRLOCK;
+		if (w->stop != MEMWATCH_STOP_CHUNK &&
+		    w->stop != MEMWATCH_STOP_WRLOCK)
+			return 0;
+		cond_resched();
+	}
+}
+
+/*
+ * process_memwatch() reports the pages of [start, end) of the process
+ * addressed by @pidfd that match the categories given in struct
+ * memwatch_arg, exactly as PAGEMAP_SCAN does, and optionally changes them:
+ *
+ * MEMWATCH_CLEAR_SOFT_DIRTY: clear the soft-dirty state of every matching
+ *	page, atomically with reporting it under the page table lock.
+ *	Present PTEs are write-protected and cleaned, so the next write
+ *	faults and marks the page soft-dirty again; swap and migration
+ *	entries lose their soft-dirty bit (writable migration entries become
+ *	read-only ones). Pinned pages of COW mappings keep write access and
+ *	are made soft-dirty instead. Pages of shared hugetlb mappings are
+ *	never cleared, because mprotect() restores write access to them
+ *	without a fault. A VMA with VM_SOFTDIRTY has every page soft-dirty;
+ *	clearing part of it write-protects every reported entry and then
+ *	clears VM_SOFTDIRTY on the reported part, splitting the VMA.
+ * MEMWATCH_WP_MATCHING: uffd write-protect every matching written page of
+ *	async uffd-wp VMAs, skipping all other VMAs (PM_SCAN_WP_MATCHING).
+ * MEMWATCH_CHECK_WPASYNC: fail on a VMA without async uffd-wp.
+ *
+ * Locking: each chunk takes the mmap lock for read, killable, and drops
+ * it before the regions found are copied to the user's vec. Page table
+ * entries change under their page table lock, the TLB is flushed for the
+ * changed range before that lock is dropped, and each chunk that may
+ * change entries is bracketed by mmu notifier invalidation. The walk runs
+ * concurrently with page faults under the per-VMA lock: both change
+ * entries only under the page table lock. Only a chunk that must clear
+ * VM_SOFTDIRTY takes the mmap lock for write and write-locks that VMA.
+ *
+ * walk_end: written once (as start) before anything changes and again at
+ * the end. It is end exactly when the whole range was examined; otherwise
+ * the address just after the last page examined, and nothing at or after
+ * it was reported or changed. The walk stops early when vec is full,
+ * max_pages pages matched, a hugetlb page is partly inside a range to be
+ * changed, or an error or fatal signal arrives after a change.
+ *
+ * Return: the number of regions written to vec, or:
+ * -EINVAL: unknown flag or category, unaligned start, end below start,
+ *	vec without vec_len, size below MEMWATCH_ARG_SIZE_VER0, or a hugetlb
+ *	page partly inside a range to be changed at start.
+ * -E2BIG: size above PAGE_SIZE, or unknown non-zero tail of the struct.
+ * -EOPNOTSUPP: soft-dirty asked for without CONFIG_MEM_SOFT_DIRTY.
+ * -EFAULT: arg or vec not accessible, or end above the target's address
+ *	space.
+ * -EBADF: @pidfd is not a pidfd.
+ * -ESRCH: the process exited or has no mm.
+ * -EPERM: no ptrace access (read access to report, attach access to
+ *	change entries), or MEMWATCH_CHECK_WPASYNC found another VMA.
+ * -ENOMEM: a kernel allocation failed.
+ * -EINTR: a fatal signal arrived.
+ * After the first change no error is returned: the walk stops and the
+ * regions found are returned, with walk_end.
+ */
+static long do_process_memwatch(int pidfd, struct memwatch_arg __user *uarg,
+				size_t usize, unsigned int flags)
+{
+	struct memwatch_walk w = {};
+	struct memwatch_arg arg;
+	struct task_struct *task;
+	unsigned int f_flags, mode;
+	struct mm_struct *mm;
+	struct pid *pid;
+	u64 masks;
+	long ret;
+
+	BUILD_BUG_ON(sizeof(arg) != MEMWATCH_ARG_SIZE_VER0);
+
+	if (flags & ~MEMWATCH_FLAGS)
+		return -EINVAL;
+	if (usize < MEMWATCH_ARG_SIZE_VER0)
+		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
+	ret = copy_struct_from_user(&arg, sizeof(arg), uarg, usize);
+	if (ret)
+		return ret;
+
+	masks = arg.category_inverted | arg.category_mask |
+		arg.category_anyof_mask | arg.return_mask;
+	if (masks & ~MEMWATCH_CATEGORIES)
+		return -EINVAL;
+	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY) &&
+	    ((masks & PAGE_IS_SOFT_DIRTY) ||
+	     (flags & MEMWATCH_CLEAR_SOFT_DIRTY)))
+		return -EOPNOTSUPP;
+	if (!PAGE_ALIGNED(arg.start))
+		return -EINVAL;
+	if (arg.end < arg.start)
+		return -EINVAL;
+	/* Beyond any address space, or rounds up to 0 */
+	if (arg.end > (ULONG_MAX & PAGE_MASK))
+		return -EFAULT;
+	if (!arg.vec && arg.vec_len)
+		return -EINVAL;
+	if (arg.vec_len > SIZE_MAX)
+		return -EINVAL;
+	if (arg.vec_len) {
+		arg.vec = untagged_addr(arg.vec);
+		if (arg.vec > ULONG_MAX ||
+		    !access_ok(u64_to_user_ptr(arg.vec),
+			       size_mul(arg.vec_len,
+					sizeof(struct page_region))))
+			return -EFAULT;
+	}
+
+	pid = pidfd_get_pid(pidfd, &f_flags);
+	if (IS_ERR(pid))
+		return PTR_ERR(pid);
+	/* By PIDTYPE_PID, so that a PIDFD_THREAD pidfd works too */
+	task = get_pid_task(pid, PIDTYPE_PID);
+	put_pid(pid);
+	if (!task)
+		return -ESRCH;
+
+	/*
+	 * Reporting reveals the target's write pattern: that needs read
+	 * access. Changing its page tables needs attach access. Both use
+	 * the real credentials, as befits an explicit system call.
+	 */
+	mode = (flags & MEMWATCH_CHANGE_FLAGS) ? PTRACE_MODE_ATTACH_REALCREDS :
+						 PTRACE_MODE_READ_REALCREDS;
+	mm = mm_access(task, mode);
+	if (IS_ERR_OR_NULL(mm)) {
+		ret = mm ? PTR_ERR(mm) : -ESRCH;
+		if (ret == -EACCES)
+			ret = -EPERM;
+		goto release_task;
+	}
+
+	w.flags = flags;
+	w.inverted = arg.category_inverted;
+	w.mask = arg.category_mask;
+	w.anyof = arg.category_anyof_mask;
+	w.return_mask = arg.return_mask;
+	w.interest = w.mask | w.anyof | w.return_mask;
+	w.max_pages = arg.max_pages ? min_t(u64, arg.max_pages, ULONG_MAX) :
+				      ULONG_MAX;
+	w.vec_left = arg.vec_len;
+	if (arg.vec_len) {
+		w.buf = kmalloc_array(min_t(u64, MEMWATCH_BUF_LEN, arg.vec_len),
+				      sizeof(*w.buf), GFP_KERNEL);
+		if (!w.buf) {
+			ret = -ENOMEM;
+			goto release_mm;
+		}
+		w.buf[0].start = 0;
+		w.buf[0].end = 0;
+		w.vec_out = u64_to_user_ptr(arg.vec);
+	}
+
+	if (put_user(arg.start, &uarg->walk_end)) {
+		ret = -EFAULT;
+		goto free_buf;
+	}
+
+	ret = memwatch_walk(&w, mm, arg.start, arg.end);
+	if (ret && !w.changed)
+		goto free_buf;
+	/*
+	 * Never fail after a change: report what was found, up to walk_end.
+	 * Only a caller that unmaps its own vec or arg during the call can
+	 * make these copies fail.
+	 */
+	if (memwatch_flush(&w, true) && !w.changed) {
+		ret = -EFAULT;
+		goto free_buf;
+	}
+	if (put_user((u64)w.walk_end, &uarg->walk_end) && !w.changed) {
+		ret = -EFAULT;
+		goto free_buf;
+	}
+	ret = w.nr_out;
+
+free_buf:
+	kfree(w.buf);
+release_mm:
+	mmput(mm);
+release_task:
+	put_task_struct(task);
+	return ret;
+}
+
+SYSCALL_DEFINE4(process_memwatch, int, pidfd, struct memwatch_arg __user *, uarg,
+		size_t, usize, unsigned int, flags)
+{
+	return do_process_memwatch(pidfd, uarg, usize, flags);
+}
