@@ -1,0 +1,2788 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests for process_memwatch(2): report the pages of a process selected by
+ * PAGE_IS_* categories and atomically re-arm soft-dirty tracking on exactly
+ * the reported pages.
+ *
+ * Every test skips when the kernel lacks the system call (ENOSYS), and the
+ * soft-dirty tests skip on a kernel without CONFIG_MEM_SOFT_DIRTY.  Tests
+ * that need a resource the machine may lack (THP, hugetlb pages, swap, KSM,
+ * io_uring, a spare zram device) skip with the reason.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <linux/fs.h>
+#include <linux/io_uring.h>
+#include <linux/memwatch.h>
+
+#include "../kselftest_harness.h"
+#include "vm_util.h"
+
+#ifndef __NR_process_memwatch
+#define __NR_process_memwatch 463
+#endif
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+#define SD			PAGE_IS_SOFT_DIRTY
+#define NPAGES			16	/* pages of the fixture mappings */
+#define SCAN_VEC		64	/* entries per call in sd_scan() */
+#define UNKNOWN_FLAG		0x8U
+#define UNKNOWN_CATEGORY	BIT_ULL(63)
+#define UID_NOBODY		65534
+
+static size_t pagesize;
+
+static inline long process_memwatch(int pidfd, struct memwatch_arg *arg,
+				    size_t size, unsigned int flags)
+{
+	return syscall(__NR_process_memwatch, pidfd, arg, size, flags);
+}
+
+static inline int sys_pidfd_open(pid_t pid, unsigned int flags)
+{
+	return syscall(__NR_pidfd_open, pid, flags);
+}
+
+/*
+ * Whether process_memwatch() exists.  The documented probe is
+ * process_memwatch(-1, NULL, 0, 0) failing with EINVAL, but number 463 is
+ * another system call on later mainline kernels, so a call that must
+ * succeed, and write walk_end, confirms it.
+ */
+static bool memwatch_supported(void)
+{
+	struct memwatch_arg arg = { .walk_end = 1 };
+	int pidfd;
+	bool ok;
+
+	if (process_memwatch(-1, NULL, 0, 0) != -1 || errno != EINVAL)
+		return false;
+	pidfd = sys_pidfd_open(getpid(), 0);
+	if (pidfd < 0)
+		return false;
+	arg.start = (uintptr_t)&arg & ~(uintptr_t)(pagesize - 1);
+	arg.end = arg.start;
+	ok = !process_memwatch(pidfd, &arg, sizeof(arg), 0) &&
+	     arg.walk_end == arg.end;
+	close(pidfd);
+	return ok;
+}
+
+/* 0, or EOPNOTSUPP on a kernel without CONFIG_MEM_SOFT_DIRTY */
+static int soft_dirty_probe(int pidfd)
+{
+	struct memwatch_arg arg = {
+		.category_mask = SD,
+		.return_mask = SD,
+	};
+
+	if (process_memwatch(pidfd, &arg, sizeof(arg),
+			     MEMWATCH_CLEAR_SOFT_DIRTY) < 0)
+		return errno;
+	return 0;
+}
+
+static void mw_init(struct memwatch_arg *arg, void *start, size_t len,
+		    struct page_region *vec, size_t vec_len)
+{
+	memset(arg, 0, sizeof(*arg));
+	arg->start = (uintptr_t)start;
+	arg->end = (uintptr_t)start + len;
+	arg->vec = (uintptr_t)vec;
+	arg->vec_len = vec_len;
+	arg->category_mask = SD;
+	arg->return_mask = SD;
+}
+
+#define PG(base, i)	((uintptr_t)(base) + (uintptr_t)(i) * pagesize)
+
+/*
+ * Report the soft-dirty pages of [addr, addr + npages pages) into map[]
+ * (1 = reported), resuming at walk_end until the whole range has been
+ * examined.  With MEMWATCH_CLEAR_SOFT_DIRTY in flags they are also cleared.
+ * Checks the shape of every answer: sorted, coalesced, page aligned regions
+ * inside [start, walk_end), each page reported once, walk_end == end when
+ * vec was not filled.  Returns the number of reported pages.
+ */
+static long __sd_scan(struct __test_metadata *_metadata, int pidfd,
+		      char *addr, size_t npages, unsigned int flags, char *map)
+{
+	uint64_t pos = (uintptr_t)addr, end = PG(addr, npages);
+	struct page_region vec[SCAN_VEC];
+	struct memwatch_arg arg;
+	long total = 0, ret, i;
+	uint64_t a, prev;
+
+	memset(map, 0, npages);
+	while (pos < end) {
+		mw_init(&arg, (void *)pos, end - pos, vec, SCAN_VEC);
+		ret = process_memwatch(pidfd, &arg, sizeof(arg), flags);
+		ASSERT_GE(ret, 0) {
+			TH_LOG("process_memwatch: %s", strerror(errno));
+		}
+		ASSERT_LE(ret, SCAN_VEC);
+		ASSERT_GT(arg.walk_end, pos);
+		ASSERT_LE(arg.walk_end, end);
+		if (ret < SCAN_VEC)
+			ASSERT_EQ(end, arg.walk_end);
+		prev = 0;
+		for (i = 0; i < ret; i++) {
+			ASSERT_EQ(SD, vec[i].categories);
+			ASSERT_EQ(0, vec[i].start % pagesize);
+			ASSERT_EQ(0, vec[i].end % pagesize);
+			ASSERT_LT(vec[i].start, vec[i].end);
+			ASSERT_GE(vec[i].start, pos);
+			ASSERT_LE(vec[i].end, arg.walk_end);
+			if (i)
+				ASSERT_GT(vec[i].start, prev); /* coalesced */
+			prev = vec[i].end;
+			for (a = vec[i].start; a < vec[i].end; a += pagesize) {
+				ASSERT_EQ(0, map[(a - (uintptr_t)addr) / pagesize]);
+				map[(a - (uintptr_t)addr) / pagesize] = 1;
+				total++;
+			}
+		}
+		pos = arg.walk_end;
+	}
+	return total;
+}
+
+#define sd_scan(pidfd, addr, npages, flags, map) \
+	__sd_scan(_metadata, pidfd, addr, npages, flags, map)
+
+/*
+ * Check the soft-dirty state of the pages at addr against expect, one
+ * character a page: '1' must be reported, '0' must not be, '.' either way.
+ */
+static void __sd_expect(struct __test_metadata *_metadata, int pidfd,
+			char *addr, unsigned int flags, const char *expect)
+{
+	size_t i, n = strlen(expect);
+	char map[NPAGES * 4], got[NPAGES * 4 + 1];
+	bool ok = true;
+
+	ASSERT_LE(n, sizeof(map));
+	sd_scan(pidfd, addr, n, flags, map);
+	for (i = 0; i < n; i++) {
+		got[i] = map[i] ? '1' : '0';
+		if (expect[i] != '.' && expect[i] != got[i])
+			ok = false;
+	}
+	got[n] = '\0';
+	ASSERT_TRUE(ok) {
+		TH_LOG("soft-dirty pages: expected %s, reported %s",
+		       expect, got);
+	}
+}
+
+#define sd_expect(addr, flags, expect) \
+	__sd_expect(_metadata, self->pidfd, addr, flags, expect)
+
+/* Clear [addr, addr + npages pages) without a vector (ResetWriteWatch) */
+static void __sd_reset(struct __test_metadata *_metadata, int pidfd,
+		       char *addr, size_t npages)
+{
+	struct memwatch_arg arg;
+
+	mw_init(&arg, addr, npages * pagesize, NULL, 0);
+	ASSERT_EQ(0, process_memwatch(pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY)) {
+		TH_LOG("clear: %s", strerror(errno));
+	}
+	ASSERT_EQ(arg.end, arg.walk_end);
+}
+
+#define sd_reset(addr, npages) __sd_reset(_metadata, self->pidfd, addr, npages)
+
+/* Write to page i (an increment of its first byte), or read it */
+static void touch(char *addr, size_t i)
+{
+	__atomic_fetch_add(&addr[i * pagesize], 1, __ATOMIC_RELAXED);
+}
+
+static char peek(char *addr, size_t i)
+{
+	return __atomic_load_n(&addr[i * pagesize], __ATOMIC_RELAXED);
+}
+
+/* Write every page marked '1' in pattern */
+static void write_pattern(char *addr, const char *pattern)
+{
+	size_t i;
+
+	for (i = 0; pattern[i]; i++)
+		if (pattern[i] == '1')
+			touch(addr, i);
+}
+
+/* A clean steady state, then exactly the pages of pattern written */
+static void __sd_prepare(struct __test_metadata *_metadata, int pidfd,
+			 char *addr, const char *pattern)
+{
+	__sd_reset(_metadata, pidfd, addr, strlen(pattern));
+	write_pattern(addr, pattern);
+	__sd_expect(_metadata, pidfd, addr, 0, pattern);
+}
+
+#define sd_prepare(addr, pattern) \
+	__sd_prepare(_metadata, self->pidfd, addr, pattern)
+
+/*
+ * An anonymous mapping of n pages between two PROT_NONE guard pages, so
+ * that it never merges with a neighbour.
+ */
+static char *map_guarded(size_t n)
+{
+	char *p = mmap(NULL, (n + 2) * pagesize, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	mprotect(p, pagesize, PROT_NONE);
+	mprotect(p + (n + 1) * pagesize, pagesize, PROT_NONE);
+	madvise(p + pagesize, n * pagesize, MADV_NOHUGEPAGE);
+	return p + pagesize;
+}
+
+static void unmap_guarded(char *p, size_t n)
+{
+	munmap(p - pagesize, (n + 2) * pagesize);
+}
+
+/* Bounds of the VMA holding addr and the number of VMAs, from maps */
+static int vma_bounds(void *addr, uintptr_t *start, uintptr_t *end)
+{
+	unsigned long s, e;
+	char line[512];
+	int count = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return -1;
+	*start = *end = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx", &s, &e) != 2)
+			continue;
+		count++;
+		if (s <= (uintptr_t)addr && (uintptr_t)addr < e) {
+			*start = s;
+			*end = e;
+		}
+	}
+	fclose(f);
+	return count;
+}
+
+static bool thp_available(void)
+{
+	char buf[128] = "";
+	FILE *f;
+
+	f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return buf[0] && !strstr(buf, "[never]");
+}
+
+/* One PMD-aligned, PMD-sized anonymous mapping with MADV_HUGEPAGE */
+static char *thp_map(size_t pmd)
+{
+	char *raw, *p;
+
+	raw = mmap(NULL, 2 * pmd, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	p = (char *)(((uintptr_t)raw + pmd - 1) & ~(pmd - 1));
+	if (p > raw)
+		munmap(raw, p - raw);
+	if (p + pmd < raw + 2 * pmd)
+		munmap(p + pmd, raw + 2 * pmd - (p + pmd));
+	if (madvise(p, pmd, MADV_HUGEPAGE)) {
+		munmap(p, pmd);
+		return NULL;
+	}
+	return p;
+}
+
+static int read_file_str(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int write_file_str(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * The main fixture: the test process watched through its own pidfd, and
+ * NPAGES written anonymous pages between guard pages.
+ */
+FIXTURE(memwatch) {
+	int pidfd;
+	char *addr;
+};
+
+FIXTURE_SETUP(memwatch)
+{
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->addr = map_guarded(NPAGES);
+	ASSERT_NE(NULL, self->addr);
+	memset(self->addr, 1, NPAGES * pagesize);
+}
+
+FIXTURE_TEARDOWN(memwatch)
+{
+	unmap_guarded(self->addr, NPAGES);
+	close(self->pidfd);
+}
+
+/* ---- Arguments ---- */
+
+TEST_F(memwatch, probe_einval)
+{
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, NULL, 0, 0));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_F(memwatch, unknown_flags)
+{
+	unsigned int bad[] = { UNKNOWN_FLAG, 1U << 31, ~0U };
+	struct memwatch_arg arg;
+	size_t i;
+
+	sd_prepare(self->addr, "1010101010101010");
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+		errno = 0;
+		EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+					       bad[i] |
+					       MEMWATCH_CLEAR_SOFT_DIRTY));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	sd_expect(self->addr, 0, "1010101010101010");
+}
+
+TEST_F(memwatch, unknown_categories)
+{
+	uint64_t bad[] = { UNKNOWN_CATEGORY, 1ULL << 32 };
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	size_t i, j;
+
+	sd_prepare(self->addr, "1010101010101010");
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		for (j = 0; j < 4; j++) {
+			mw_init(&arg, self->addr, NPAGES * pagesize, vec, 4);
+			if (j == 0)
+				arg.category_inverted |= bad[i];
+			if (j == 1)
+				arg.category_mask |= bad[i];
+			if (j == 2)
+				arg.category_anyof_mask |= bad[i];
+			if (j == 3)
+				arg.return_mask |= bad[i];
+			errno = 0;
+			EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg,
+						       sizeof(arg),
+						       MEMWATCH_CLEAR_SOFT_DIRTY));
+			EXPECT_EQ(EINVAL, errno) {
+				TH_LOG("bit %#llx in mask %zu",
+				       (unsigned long long)bad[i], j);
+			}
+		}
+	}
+	sd_expect(self->addr, 0, "1010101010101010");
+}
+
+TEST_F(memwatch, size_below_ver0)
+{
+	struct memwatch_arg arg;
+	size_t sizes[] = { 0, 8, MEMWATCH_ARG_SIZE_VER0 - 8,
+			   MEMWATCH_ARG_SIZE_VER0 - 1 };
+	size_t i;
+
+	ASSERT_EQ(MEMWATCH_ARG_SIZE_VER0, sizeof(arg));
+	sd_prepare(self->addr, "1100110011001100");
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+		errno = 0;
+		EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizes[i],
+					       MEMWATCH_CLEAR_SOFT_DIRTY));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	sd_expect(self->addr, 0, "1100110011001100");
+}
+
+struct memwatch_arg_big {
+	struct memwatch_arg arg;
+	uint64_t tail[3];
+};
+
+TEST_F(memwatch, size_above_ver0_zero_tail)
+{
+	struct memwatch_arg_big big;
+	struct page_region vec[4];
+	long ret;
+
+	sd_prepare(self->addr, "0011000000000000");
+	memset(&big, 0, sizeof(big));
+	mw_init(&big.arg, self->addr, NPAGES * pagesize, vec, 4);
+	ret = process_memwatch(self->pidfd, &big.arg, sizeof(big),
+			       MEMWATCH_CLEAR_SOFT_DIRTY);
+	ASSERT_EQ(1, ret) {
+		TH_LOG("process_memwatch: %s", strerror(errno));
+	}
+	EXPECT_EQ(PG(self->addr, 2), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 4), vec[0].end);
+	EXPECT_EQ(big.arg.end, big.arg.walk_end);
+	/* The unknown tail is never written */
+	EXPECT_EQ(0, big.tail[0]);
+	EXPECT_EQ(0, big.tail[1]);
+	EXPECT_EQ(0, big.tail[2]);
+	sd_expect(self->addr, 0, "0000000000000000");
+}
+
+TEST_F(memwatch, size_above_ver0_nonzero_tail)
+{
+	struct memwatch_arg_big big;
+	struct page_region vec[4];
+	size_t i;
+
+	sd_prepare(self->addr, "0011000000000001");
+	for (i = 0; i < ARRAY_SIZE(big.tail); i++) {
+		memset(&big, 0, sizeof(big));
+		mw_init(&big.arg, self->addr, NPAGES * pagesize, vec, 4);
+		big.tail[i] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, process_memwatch(self->pidfd, &big.arg,
+					       sizeof(big),
+					       MEMWATCH_CLEAR_SOFT_DIRTY));
+		EXPECT_EQ(E2BIG, errno);
+		EXPECT_EQ(0, big.arg.walk_end);
+	}
+	sd_expect(self->addr, 0, "0011000000000001");
+}
+
+TEST_F(memwatch, size_above_page_size)
+{
+	struct memwatch_arg *arg;
+	char *buf;
+
+	sd_prepare(self->addr, "0011000000000001");
+	buf = calloc(1, 2 * pagesize);
+	ASSERT_NE(NULL, buf);
+	arg = (struct memwatch_arg *)buf;
+	mw_init(arg, self->addr, NPAGES * pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, arg, pagesize + 8,
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(E2BIG, errno);
+	/* A whole page with a zero tail is still accepted */
+	EXPECT_EQ(0, process_memwatch(self->pidfd, arg, pagesize, 0));
+	free(buf);
+	sd_expect(self->addr, 0, "0011000000000001");
+}
+
+TEST_F(memwatch, bad_arg_pointer)
+{
+	char *none;
+
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, NULL,
+				       MEMWATCH_ARG_SIZE_VER0, 0));
+	EXPECT_EQ(EFAULT, errno);
+
+	none = mmap(NULL, pagesize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, none);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, (void *)none,
+				       MEMWATCH_ARG_SIZE_VER0,
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+	munmap(none, pagesize);
+}
+
+TEST_F(memwatch, unaligned_start)
+{
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "1111000000000000");
+	mw_init(&arg, self->addr + 1, NPAGES * pagesize - 1, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, errno);
+	sd_expect(self->addr, 0, "1111000000000000");
+}
+
+TEST_F(memwatch, end_before_start)
+{
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "1111000000000000");
+	mw_init(&arg, self->addr + pagesize, 0, NULL, 0);
+	arg.end = (uintptr_t)self->addr;
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, errno);
+	sd_expect(self->addr, 0, "1111000000000000");
+}
+
+TEST_F(memwatch, vec_null_with_len)
+{
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "1111000000000000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 1);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, errno);
+	sd_expect(self->addr, 0, "1111000000000000");
+}
+
+/*
+ * vec_len * sizeof(struct page_region) wraps to a small number: the call
+ * must fail rather than check (and write) a 16-byte vector.
+ */
+TEST_F(memwatch, vec_len_overflow)
+{
+	uint64_t lens[] = {
+		UINT64_MAX / sizeof(struct page_region) + 2,
+		UINT64_MAX / sizeof(struct page_region) + 1,
+		UINT64_MAX,
+	};
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+	size_t i;
+
+	sd_prepare(self->addr, "1010101010101010");
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		memset(vec, 0x5a, sizeof(vec));
+		mw_init(&arg, self->addr, NPAGES * pagesize, vec, 1);
+		arg.vec_len = lens[i];
+		errno = 0;
+		EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+					       MEMWATCH_CLEAR_SOFT_DIRTY));
+		EXPECT_EQ(EFAULT, errno) {
+			TH_LOG("vec_len %#llx", (unsigned long long)lens[i]);
+		}
+		EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, vec[1].start);
+	}
+	sd_expect(self->addr, 0, "1010101010101010");
+}
+
+TEST_F(memwatch, end_beyond_task_size)
+{
+	uint64_t ends[] = { 1ULL << 63, -(uint64_t)pagesize,
+			    (1ULL << 57) + pagesize };
+	struct memwatch_arg arg;
+	size_t i;
+
+	sd_prepare(self->addr, "1010101010101010");
+	for (i = 0; i < ARRAY_SIZE(ends); i++) {
+		mw_init(&arg, self->addr, 0, NULL, 0);
+		arg.end = ends[i];
+		errno = 0;
+		EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+					       MEMWATCH_CLEAR_SOFT_DIRTY));
+		EXPECT_EQ(EFAULT, errno) {
+			TH_LOG("end %#llx", (unsigned long long)ends[i]);
+		}
+	}
+	sd_expect(self->addr, 0, "1010101010101010");
+}
+
+TEST_F(memwatch, start_equals_end)
+{
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "1111111111111111");
+	mw_init(&arg, self->addr + 4 * pagesize, 0, vec, 2);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(arg.end, arg.walk_end);
+	sd_expect(self->addr, 0, "1111111111111111");
+}
+
+TEST_F(memwatch, end_rounded_up)
+{
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "1111111111111111");
+	mw_init(&arg, self->addr, 1, vec, 2);
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(PG(self->addr, 0), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 1), vec[0].end);
+	EXPECT_EQ(PG(self->addr, 1), arg.walk_end);
+	sd_expect(self->addr, 0, "0111111111111111");
+}
+
+TEST_F(memwatch, bad_pidfd)
+{
+	struct memwatch_arg arg;
+	int fds[2], memfd;
+
+	sd_prepare(self->addr, "1111000000000000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EBADF, errno);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(INT_MAX, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EBADF, errno);
+
+	/* File descriptors that are not pidfds */
+	ASSERT_EQ(0, pipe(fds));
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(fds[0], &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EBADF, errno);
+	close(fds[0]);
+	close(fds[1]);
+	memfd = memfd_create("memwatch", 0);
+	ASSERT_GE(memfd, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(memfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EBADF, errno);
+	close(memfd);
+	sd_expect(self->addr, 0, "1111000000000000");
+}
+
+/*
+ * flags, then size and the copy of *arg, then its fields, then vec, then the
+ * pidfd: with several broken arguments, the first one decides the errno.
+ */
+TEST_F(memwatch, check_order)
+{
+	struct memwatch_arg arg;
+	char *buf;
+
+	buf = calloc(1, 2 * pagesize);
+	ASSERT_NE(NULL, buf);
+
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, NULL, MEMWATCH_ARG_SIZE_VER0,
+				       UNKNOWN_FLAG));
+	EXPECT_EQ(EINVAL, errno);
+
+	mw_init((void *)buf, self->addr, pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, (void *)buf, pagesize + 8, 0));
+	EXPECT_EQ(E2BIG, errno);
+
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, NULL, MEMWATCH_ARG_SIZE_VER0, 0));
+	EXPECT_EQ(EFAULT, errno);
+
+	mw_init(&arg, self->addr + 1, pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EINVAL, errno);
+
+	mw_init(&arg, self->addr, pagesize, NULL, 0);
+	arg.return_mask |= UNKNOWN_CATEGORY;
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EINVAL, errno);
+
+	mw_init(&arg, self->addr, pagesize, NULL, 3);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EINVAL, errno);
+
+	mw_init(&arg, self->addr, pagesize, (void *)(1UL << 63), 1);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EFAULT, errno);
+
+	mw_init(&arg, self->addr, pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EBADF, errno);
+
+	free(buf);
+}
+
+/* Guarantee 5: walk_end is written before any side effect */
+TEST_F(memwatch, readonly_arg)
+{
+	struct page_region vec[4];
+	struct memwatch_arg *arg;
+
+	sd_prepare(self->addr, "1100110011001100");
+	arg = mmap(NULL, pagesize, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, arg);
+	mw_init(arg, self->addr, NPAGES * pagesize, vec, 4);
+	ASSERT_EQ(0, mprotect(arg, pagesize, PROT_READ));
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, arg, sizeof(*arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+	/* and without a vector */
+	ASSERT_EQ(0, mprotect(arg, pagesize, PROT_READ | PROT_WRITE));
+	mw_init(arg, self->addr, NPAGES * pagesize, NULL, 0);
+	ASSERT_EQ(0, mprotect(arg, pagesize, PROT_READ));
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, arg, sizeof(*arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+	munmap(arg, pagesize);
+	sd_expect(self->addr, 0, "1100110011001100");
+}
+
+/* Guarantee 5: vec is faulted in writable before anything changes */
+TEST_F(memwatch, readonly_vec)
+{
+	struct memwatch_arg arg;
+	char *vec;
+
+	sd_prepare(self->addr, "1100110011001100");
+	vec = mmap(NULL, 2 * pagesize, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, vec);
+	memset(vec, 0, 2 * pagesize);
+
+	/* Read-only, populated */
+	ASSERT_EQ(0, mprotect(vec, 2 * pagesize, PROT_READ));
+	mw_init(&arg, self->addr, NPAGES * pagesize, (void *)vec, 4);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+
+	/* Writable first entries, read-only rest: the tail is never used */
+	ASSERT_EQ(0, mprotect(vec, pagesize, PROT_READ | PROT_WRITE));
+	mw_init(&arg, self->addr, NPAGES * pagesize,
+		(void *)(vec + pagesize - sizeof(struct page_region)), 4);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+
+	/* PROT_NONE */
+	ASSERT_EQ(0, mprotect(vec, 2 * pagesize, PROT_NONE));
+	mw_init(&arg, self->addr, NPAGES * pagesize, (void *)vec, 4);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EFAULT, errno);
+	munmap(vec, 2 * pagesize);
+	sd_expect(self->addr, 0, "1100110011001100");
+}
+
+/* Only walk_end is written in *arg; nothing past vec_len in vec */
+TEST_F(memwatch, only_walk_end_written)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg, copy;
+
+	sd_prepare(self->addr, "1010101010101010");
+	memset(vec, 0x5a, sizeof(vec));
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 3);
+	arg.walk_end = 0x1234;
+	arg.max_pages = 1000;
+	arg.return_mask |= PAGE_IS_PRESENT;
+	copy = arg;
+	ASSERT_EQ(3, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_GE(arg.walk_end, PG(self->addr, 5));
+	EXPECT_LE(arg.walk_end, PG(self->addr, 6));
+	copy.walk_end = arg.walk_end;
+	EXPECT_EQ(0, memcmp(&arg, &copy, sizeof(arg)));
+	EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, vec[3].start);
+	EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, vec[3].categories);
+	EXPECT_EQ(PAGE_IS_PRESENT | SD, vec[2].categories);
+	sd_expect(self->addr, 0, "0000001010101010");
+}
+
+/* Addresses without a VMA are skipped, never an error */
+TEST_F(memwatch, unmapped_hole_skipped)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+
+	ASSERT_EQ(0, munmap(self->addr + 4 * pagesize, 4 * pagesize));
+	sd_expect(self->addr, 0, "1111000011111111");
+	mw_init(&arg, self->addr + 4 * pagesize, 4 * pagesize, vec, 4);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(arg.end, arg.walk_end);
+	sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, "1111000011111111");
+	sd_expect(self->addr, 0, "0000000000000000");
+	/* A range with no VMA at all */
+	mw_init(&arg, (void *)pagesize, 15 * pagesize, vec, 4);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(arg.end, arg.walk_end);
+}
+
+/* A process without an mm (kthreadd) is ESRCH */
+TEST_F(memwatch, kernel_thread)
+{
+	struct memwatch_arg arg;
+	char buf[256];
+	int fd;
+
+	if (read_file_str("/proc/2/stat", buf, sizeof(buf)) ||
+	    !strstr(buf, "(kthreadd)"))
+		SKIP(return, "pid 2 is not kthreadd here");
+	fd = sys_pidfd_open(2, 0);
+	if (fd < 0)
+		SKIP(return, "pidfd_open(kthreadd): %s", strerror(errno));
+	mw_init(&arg, self->addr, pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(fd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(ESRCH, errno);
+	close(fd);
+}
+
+/* ---- Cross-process ---- */
+
+/*
+ * A child that maps NPAGES / 2 pages, writes them, sends their address and
+ * then writes page c for every byte c it receives, answering each.
+ */
+static void child_loop(int sk)
+{
+	size_t n = NPAGES / 2;
+	char *p, c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	p = map_guarded(n);
+	if (!p)
+		_exit(1);
+	memset(p, 1, n * pagesize);
+	if (send(sk, &p, sizeof(p), 0) != sizeof(p))
+		_exit(1);
+	while (recv(sk, &c, 1, 0) == 1) {
+		if (c == 'q')
+			break;
+		touch(p, c);
+		if (send(sk, &c, 1, 0) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void child_write(int sk, char page)
+{
+	char c;
+
+	if (send(sk, &page, 1, 0) == 1)
+		recv(sk, &c, 1, 0);
+}
+
+TEST_F(memwatch, child_pidfd)
+{
+	int sk[2], cpidfd, status;
+	char *caddr = NULL;
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		close(sk[0]);
+		child_loop(sk[1]);
+	}
+	close(sk[1]);
+	ASSERT_EQ(sizeof(caddr), recv(sk[0], &caddr, sizeof(caddr), 0));
+	cpidfd = sys_pidfd_open(pid, 0);
+	ASSERT_GE(cpidfd, 0);
+
+	__sd_expect(_metadata, cpidfd, caddr, 0, "11111111");
+	__sd_expect(_metadata, cpidfd, caddr, MEMWATCH_CLEAR_SOFT_DIRTY,
+		    "11111111");
+	__sd_expect(_metadata, cpidfd, caddr, 0, "00000000");
+	child_write(sk[0], 2);
+	child_write(sk[0], 5);
+	__sd_expect(_metadata, cpidfd, caddr, MEMWATCH_CLEAR_SOFT_DIRTY,
+		    "00100100");
+	__sd_expect(_metadata, cpidfd, caddr, 0, "00000000");
+	child_write(sk[0], 7);
+	__sd_expect(_metadata, cpidfd, caddr, 0, "00000001");
+	/* The caller's own pages at the same address are not the child's */
+	sd_prepare(self->addr, "1111111100000000");
+
+	send(sk[0], "q", 1, 0);
+	close(sk[0]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(cpidfd);
+}
+
+TEST_F(memwatch, exited_child)
+{
+	struct memwatch_arg arg;
+	siginfo_t info;
+	int cpidfd;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	cpidfd = sys_pidfd_open(pid, 0);
+	ASSERT_GE(cpidfd, 0);
+	/* A zombie: no mm any more */
+	ASSERT_EQ(0, waitid(P_PID, pid, &info, WEXITED | WNOWAIT));
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(cpidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(ESRCH, errno);
+	/* Reaped */
+	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(cpidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(ESRCH, errno);
+	close(cpidfd);
+}
+
+/*
+ * A caller of another uid without CAP_SYS_PTRACE may neither read nor clear
+ * the test process, and nothing changes.
+ */
+TEST_F(memwatch, other_uid_eperm)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	int status;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root to switch uid");
+	sd_prepare(self->addr, "1001100110011001");
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int bad = 0;
+
+		if (setgroups(0, NULL) ||
+		    setresgid(UID_NOBODY, UID_NOBODY, UID_NOBODY) ||
+		    setresuid(UID_NOBODY, UID_NOBODY, UID_NOBODY))
+			_exit(100);
+		mw_init(&arg, self->addr, NPAGES * pagesize, vec, 4);
+		if (process_memwatch(self->pidfd, &arg, sizeof(arg), 0) != -1 ||
+		    errno != EPERM)
+			bad |= 1;
+		if (process_memwatch(self->pidfd, &arg, sizeof(arg),
+				     MEMWATCH_CLEAR_SOFT_DIRTY) != -1 ||
+		    errno != EPERM)
+			bad |= 2;
+		mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+		if (process_memwatch(self->pidfd, &arg, sizeof(arg),
+				     MEMWATCH_CLEAR_SOFT_DIRTY) != -1 ||
+		    errno != EPERM)
+			bad |= 4;
+		_exit(bad);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_NE(100, WEXITSTATUS(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) {
+		TH_LOG("calls that did not fail with EPERM: mask %d",
+		       WEXITSTATUS(status));
+	}
+	sd_expect(self->addr, 0, "1001100110011001");
+}
+
+static int thread_pipe[2];
+static pid_t thread_tid;
+
+static void *thread_wait(void *unused)
+{
+	char c;
+
+	__atomic_store_n(&thread_tid, syscall(SYS_gettid), __ATOMIC_RELEASE);
+	if (read(thread_pipe[0], &c, 1) < 0)
+		return NULL;
+	return NULL;
+}
+
+/* A PIDFD_THREAD pidfd of a non-leader thread addresses the process' mm */
+TEST_F(memwatch, thread_pidfd)
+{
+	pthread_t thread;
+	pid_t tid;
+	int tfd;
+
+	ASSERT_EQ(0, pipe(thread_pipe));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, thread_wait, NULL));
+	while (!(tid = __atomic_load_n(&thread_tid, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	tfd = sys_pidfd_open(tid, PIDFD_THREAD);
+	if (tfd < 0) {
+		int err = errno;
+
+		write(thread_pipe[1], "q", 1);
+		pthread_join(thread, NULL);
+		SKIP(return, "pidfd_open(PIDFD_THREAD): %s", strerror(err));
+	}
+	sd_prepare(self->addr, "0110011001100110");
+	__sd_expect(_metadata, tfd, self->addr, MEMWATCH_CLEAR_SOFT_DIRTY,
+		    "0110011001100110");
+	sd_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 3);
+	__sd_expect(_metadata, tfd, self->addr, 0, "0001000000000000");
+	close(tfd);
+
+	/* The leader's thread pidfd too */
+	tfd = sys_pidfd_open(getpid(), PIDFD_THREAD);
+	ASSERT_GE(tfd, 0);
+	__sd_expect(_metadata, tfd, self->addr, MEMWATCH_CLEAR_SOFT_DIRTY,
+		    "0001000000000000");
+	close(tfd);
+	write(thread_pipe[1], "q", 1);
+	pthread_join(thread, NULL);
+	sd_expect(self->addr, 0, "0000000000000000");
+}
+
+/* ---- Semantics ---- */
+
+/* A new mapping is dirty, even where it was only read (zero page) */
+TEST_F(memwatch, new_mapping_dirty)
+{
+	char *p = map_guarded(8);
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < 8; i++)
+		peek(p, i);
+	__sd_expect(_metadata, self->pidfd, p, 0, "11111111");
+	sd_expect(self->addr, 0, "1111111111111111");
+	unmap_guarded(p, 8);
+}
+
+/* Clean after a clear, dirty again exactly where written */
+TEST_F(memwatch, clear_write_cycle)
+{
+	static const char * const patterns[] = {
+		"1000000000000001", "0111111111111110", "0000010000000000",
+		"1111111111111111", "0000000000000000", "1010101010101010",
+	};
+	char map[NPAGES];
+	size_t i;
+
+	sd_expect(self->addr, 0, "1111111111111111");
+	EXPECT_EQ(NPAGES, sd_scan(self->pidfd, self->addr, NPAGES,
+				  MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	sd_expect(self->addr, 0, "0000000000000000");
+	for (i = 0; i < ARRAY_SIZE(patterns); i++) {
+		write_pattern(self->addr, patterns[i]);
+		sd_expect(self->addr, 0, patterns[i]);
+		sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, patterns[i]);
+		sd_expect(self->addr, 0, "0000000000000000");
+	}
+}
+
+/* Guarantee 2: a sub-range clear leaves its neighbours dirty */
+TEST_F(memwatch, subrange_clear)
+{
+	char map[4];
+
+	sd_prepare(self->addr, "1111111111111111");
+	EXPECT_EQ(4, sd_scan(self->pidfd, self->addr + 4 * pagesize, 4,
+			     MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	sd_expect(self->addr, 0, "1111000011111111");
+	/* Clear-only (ResetWriteWatch) of another sub-range */
+	sd_reset(self->addr + 12 * pagesize, 2);
+	sd_expect(self->addr, 0, "1111000011110011");
+}
+
+/*
+ * GetWriteWatch with a short buffer and WRITE_WATCH_FLAG_RESET: exactly the
+ * returned pages are reset, the next call returns the rest.
+ */
+TEST_F(memwatch, short_vec_clears_only_reported)
+{
+	struct page_region vec[3];
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "0101010101000000");
+	memset(vec, 0x5a, sizeof(vec));
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 2);
+	ASSERT_EQ(2, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(PG(self->addr, 1), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 2), vec[0].end);
+	EXPECT_EQ(PG(self->addr, 3), vec[1].start);
+	EXPECT_EQ(PG(self->addr, 4), vec[1].end);
+	EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, vec[2].start);
+	/* Stopped between the last reported and the first unreported page */
+	EXPECT_GE(arg.walk_end, PG(self->addr, 4));
+	EXPECT_LE(arg.walk_end, PG(self->addr, 5));
+	sd_expect(self->addr, 0, "0000010101000000");
+	sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, "0000010101000000");
+	sd_expect(self->addr, 0, "0000000000000000");
+}
+
+/* Wine's way: max_pages = number of addresses that fit */
+TEST_F(memwatch, max_pages)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+
+	sd_prepare(self->addr, "0011111111000000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 4);
+	arg.max_pages = 3;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(PG(self->addr, 2), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 5), vec[0].end);
+	/* Page 5 matched but was not reported: walk_end must not pass it */
+	EXPECT_EQ(PG(self->addr, 5), arg.walk_end);
+	sd_expect(self->addr, 0, "0000011111000000");
+
+	/* max_pages over two regions */
+	write_pattern(self->addr, "1100000000000000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 4);
+	arg.max_pages = 4;
+	ASSERT_EQ(2, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(PG(self->addr, 0), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 2), vec[0].end);
+	EXPECT_EQ(PG(self->addr, 5), vec[1].start);
+	EXPECT_EQ(PG(self->addr, 7), vec[1].end);
+	EXPECT_EQ(PG(self->addr, 7), arg.walk_end);
+	sd_expect(self->addr, 0, "0000000111000000");
+}
+
+/*
+ * Resuming at walk_end with a tiny vec and/or max_pages sees every dirty
+ * page exactly once, never a clean one, and always makes progress.
+ */
+TEST_F(memwatch, walk_end_resume_loop)
+{
+	const char *pattern = "1101101110111101";
+	struct { size_t vec_len; uint64_t max_pages; } cfg[] = {
+		{ 1, 0 }, { 1, 1 }, { 4, 1 }, { 2, 2 }, { 3, 3 },
+	};
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	char seen[NPAGES];
+	uint64_t pos, a, end = PG(self->addr, NPAGES);
+	size_t c, i;
+	long ret;
+	int calls;
+
+	for (c = 0; c < ARRAY_SIZE(cfg); c++) {
+		sd_prepare(self->addr, pattern);
+		memset(seen, 0, sizeof(seen));
+		pos = (uintptr_t)self->addr;
+		for (calls = 0; pos < end; calls++) {
+			ASSERT_LT(calls, 2 * NPAGES);
+			mw_init(&arg, (void *)pos, end - pos, vec,
+				cfg[c].vec_len);
+			arg.max_pages = cfg[c].max_pages;
+			ret = process_memwatch(self->pidfd, &arg, sizeof(arg),
+					       MEMWATCH_CLEAR_SOFT_DIRTY);
+			ASSERT_GE(ret, 0);
+			ASSERT_LE(ret, cfg[c].vec_len);
+			ASSERT_GT(arg.walk_end, pos);
+			ASSERT_LE(arg.walk_end, end);
+			for (i = 0; i < ret; i++) {
+				ASSERT_GE(vec[i].start, pos);
+				ASSERT_LE(vec[i].end, arg.walk_end);
+				for (a = vec[i].start; a < vec[i].end;
+				     a += pagesize)
+					seen[(a - (uintptr_t)self->addr) /
+					     pagesize]++;
+			}
+			pos = arg.walk_end;
+		}
+		for (i = 0; i < NPAGES; i++) {
+			EXPECT_EQ(pattern[i] == '1', seen[i]) {
+				TH_LOG("vec_len %zu max_pages %llu page %zu",
+				       cfg[c].vec_len,
+				       (unsigned long long)cfg[c].max_pages,
+				       i);
+			}
+		}
+		sd_expect(self->addr, 0, "0000000000000000");
+	}
+}
+
+/* walk_end == end exactly when the whole range was examined */
+TEST_F(memwatch, walk_end_exact)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	uint64_t end = PG(self->addr, NPAGES);
+
+	/* The last region reaches end and fills vec */
+	sd_prepare(self->addr, "0000000000000111");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 1);
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(end, arg.walk_end);
+
+	sd_prepare(self->addr, "0110000000000001");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 2);
+	ASSERT_EQ(2, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(end, arg.walk_end);
+
+	/* The last page is the max_pages-th */
+	sd_prepare(self->addr, "0000000000000111");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 4);
+	arg.max_pages = 3;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(end, arg.walk_end);
+
+	/* An early stop: nothing at or after walk_end was cleared */
+	sd_prepare(self->addr, "1010101010101010");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 3);
+	ASSERT_EQ(3, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_LT(arg.walk_end, end);
+	EXPECT_GE(arg.walk_end, PG(self->addr, 5));
+	EXPECT_LE(arg.walk_end, PG(self->addr, 6));
+	sd_expect(self->addr, 0, "0000001010101010");
+
+	/* Nothing dirty: the whole range is examined */
+	sd_prepare(self->addr, "0000000000000000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 1);
+	ASSERT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(end, arg.walk_end);
+}
+
+struct xregion {
+	unsigned int start, end;	/* page indices */
+	uint64_t categories;
+};
+
+static void __query(struct __test_metadata *_metadata, int pidfd,
+		    char *base, size_t npages, uint64_t inverted,
+		    uint64_t mask, uint64_t anyof, uint64_t ret_mask,
+		    const struct xregion *x, long nx)
+{
+	struct page_region vec[NPAGES];
+	struct memwatch_arg arg;
+	long ret, i;
+
+	mw_init(&arg, base, npages * pagesize, vec, NPAGES);
+	arg.category_inverted = inverted;
+	arg.category_mask = mask;
+	arg.category_anyof_mask = anyof;
+	arg.return_mask = ret_mask;
+	ret = process_memwatch(pidfd, &arg, sizeof(arg), 0);
+	ASSERT_EQ(nx, ret) {
+		TH_LOG("inv %#llx mask %#llx anyof %#llx ret %#llx: %ld regions",
+		       (unsigned long long)inverted, (unsigned long long)mask,
+		       (unsigned long long)anyof,
+		       (unsigned long long)ret_mask, ret);
+		for (i = 0; i < ret; i++)
+			TH_LOG("  [%lu, %lu) %#llx",
+			       (unsigned long)((vec[i].start - arg.start) /
+					       pagesize),
+			       (unsigned long)((vec[i].end - arg.start) /
+					       pagesize),
+			       (unsigned long long)vec[i].categories);
+	}
+	EXPECT_EQ(arg.end, arg.walk_end);
+	for (i = 0; i < ret; i++) {
+		EXPECT_EQ(PG(base, x[i].start), vec[i].start);
+		EXPECT_EQ(PG(base, x[i].end), vec[i].end);
+		EXPECT_EQ(x[i].categories, vec[i].categories) {
+			TH_LOG("region %ld", i);
+		}
+	}
+}
+
+#define query(base, n, inv, mask, anyof, ret, ...) do {			\
+	const struct xregion __x[] = { __VA_ARGS__ };			\
+	__query(_metadata, self->pidfd, base, n, inv, mask, anyof, ret,	\
+		__x, ARRAY_SIZE(__x));					\
+} while (0)
+
+#define query_none(base, n, inv, mask, anyof, ret)			\
+	__query(_metadata, self->pidfd, base, n, inv, mask, anyof, ret,	\
+		NULL, 0)
+
+/*
+ * The masks, on: 0-1 written after the clear, 2-7 present and clean, 8 the
+ * zero page, 9-15 not populated.
+ */
+TEST_F(memwatch, masks)
+{
+	const uint64_t P = PAGE_IS_PRESENT, Z = PAGE_IS_PFNZERO;
+	char *a = self->addr;
+
+	ASSERT_EQ(0, madvise(a + 8 * pagesize, 8 * pagesize, MADV_DONTNEED));
+	sd_reset(a, NPAGES);
+	write_pattern(a, "11");
+	peek(a, 8);
+
+	/* required */
+	query(a, NPAGES, 0, P, 0, P, { 0, 9, P });
+	query(a, NPAGES, 0, P | SD, 0, P | SD, { 0, 2, P | SD });
+	query(a, NPAGES, 0, P | Z, 0, P | Z | SD, { 8, 9, P | Z });
+	/* any-of */
+	query(a, NPAGES, 0, 0, Z | SD, Z | SD, { 0, 2, SD }, { 8, 9, Z });
+	query(a, NPAGES, 0, P, Z | SD, P, { 0, 2, P }, { 8, 9, P });
+	/* inverted: present and not soft-dirty, reported as they are */
+	query(a, NPAGES, SD, P | SD, 0, P | SD, { 2, 9, P });
+	query(a, NPAGES, P, P, 0, P | SD, { 9, 16, 0 });
+	query(a, NPAGES, SD | Z, P | SD | Z, 0, P | Z, { 2, 8, P });
+	/* return mask: regions coalesce on the reported categories only */
+	query(a, NPAGES, 0, 0, 0, P, { 0, 9, P }, { 9, 16, 0 });
+	query(a, NPAGES, 0, 0, 0, P | Z, { 0, 8, P }, { 8, 9, P | Z },
+	      { 9, 16, 0 });
+	query(a, NPAGES, 0, P, 0, SD, { 0, 2, SD }, { 2, 9, 0 });
+	query(a, NPAGES, 0, P, 0, 0, { 0, 9, 0 });
+	/* nothing matches */
+	query_none(a, NPAGES, 0, PAGE_IS_SWAPPED, 0, P);
+	query_none(a, NPAGES, 0, SD | Z, 0, P);
+	/* a query changes nothing */
+	sd_expect(a, 0, "1100000000000000");
+}
+
+/*
+ * CRIU's pre-dump query: any of PRESENT|SWAPPED, neither PFNZERO nor FILE,
+ * return PRESENT|SWAPPED|SOFT_DIRTY.
+ */
+TEST_F(memwatch, criu_query)
+{
+	const uint64_t P = PAGE_IS_PRESENT, S = PAGE_IS_SWAPPED;
+	const uint64_t NOT = PAGE_IS_PFNZERO | PAGE_IS_FILE;
+	char *a = self->addr, *f;
+	int memfd;
+
+	ASSERT_EQ(0, madvise(a + 8 * pagesize, 8 * pagesize, MADV_DONTNEED));
+	sd_reset(a, NPAGES);
+	write_pattern(a, "11");
+	peek(a, 8);
+	query(a, NPAGES, NOT, NOT, P | S, P | S | SD,
+	      { 0, 2, P | SD }, { 2, 8, P });
+
+	/* A private file mapping: read pages are FILE, written ones not */
+	memfd = memfd_create("memwatch", 0);
+	ASSERT_GE(memfd, 0);
+	ASSERT_EQ(0, ftruncate(memfd, 4 * pagesize));
+	f = mmap(NULL, 4 * pagesize, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		 memfd, 0);
+	ASSERT_NE(MAP_FAILED, f);
+	peek(f, 0);
+	peek(f, 1);
+	touch(f, 1);
+	peek(f, 2);
+	query(f, 4, NOT, NOT, P | S, P | S | SD, { 1, 2, P | SD });
+	munmap(f, 4 * pagesize);
+	close(memfd);
+}
+
+/* Guarantee 4: in the steady state a clear never splits a VMA */
+TEST_F(memwatch, steady_state_no_vma_split)
+{
+	uintptr_t s0, e0, s1, e1;
+	char map[NPAGES];
+	int n0, n1;
+
+	sd_reset(self->addr, NPAGES);
+	vma_bounds(self->addr, &s0, &e0);	/* let stdio allocate */
+	n0 = vma_bounds(self->addr, &s0, &e0);
+	if (n0 < 0)
+		SKIP(return, "no /proc/self/maps");
+	ASSERT_EQ((uintptr_t)self->addr, s0);
+	ASSERT_EQ(PG(self->addr, NPAGES), e0);
+	write_pattern(self->addr, "0111111111111110");
+	EXPECT_EQ(4, sd_scan(self->pidfd, self->addr + 4 * pagesize, 4,
+			     MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	sd_reset(self->addr + 9 * pagesize, 3);
+	sd_expect(self->addr, 0, "0111000010001110");
+	n1 = vma_bounds(self->addr, &s1, &e1);
+	EXPECT_EQ(n0, n1);
+	EXPECT_EQ(s0, s1);
+	EXPECT_EQ(e0, e1);
+}
+
+/* Guarantee 3: no false positives from mprotect() after a whole clear */
+TEST_F(memwatch, mprotect_no_false_positive)
+{
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(0, mprotect(self->addr, NPAGES * pagesize, PROT_READ));
+	ASSERT_EQ(0, mprotect(self->addr, NPAGES * pagesize,
+			      PROT_READ | PROT_WRITE));
+	sd_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 1);
+	sd_expect(self->addr, 0, "0100000000000000");
+	/* Splitting and re-merging the VMA is not a write either */
+	ASSERT_EQ(0, mprotect(self->addr + 4 * pagesize, pagesize, PROT_READ));
+	ASSERT_EQ(0, mprotect(self->addr + 4 * pagesize, pagesize,
+			      PROT_READ | PROT_WRITE));
+	sd_expect(self->addr, 0, "0100000000000000");
+	touch(self->addr, 4);
+	sd_expect(self->addr, 0, "0100100000000000");
+}
+
+/* The flags other than the soft-dirty clear, on a VMA without uffd-wp */
+TEST_F(memwatch, wp_flags_unregistered)
+{
+	struct memwatch_arg arg;
+	int fd;
+	size_t i;
+
+	sd_prepare(self->addr, "1111000011110000");
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CHECK_WPASYNC));
+	EXPECT_EQ(EPERM, errno);
+
+	/* No flag, no vector: nothing at all changes */
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(arg.end, arg.walk_end);
+
+	/* WP_MATCHING skips a VMA that is not registered with uffd-wp */
+	mw_init(&arg, self->addr, NPAGES * pagesize, NULL, 0);
+	arg.category_mask = PAGE_IS_WRITTEN;
+	arg.return_mask = PAGE_IS_WRITTEN;
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_WP_MATCHING));
+	sd_expect(self->addr, 0, "1111000011110000");
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd >= 0) {
+		for (i = 0; i < NPAGES; i++)
+			EXPECT_EQ(0, pagemap_get_entry(fd, self->addr +
+						       i * pagesize) &
+				  PM_UFFD_WP);
+		close(fd);
+	}
+	memset(self->addr, 2, NPAGES * pagesize);
+	sd_expect(self->addr, 0, "1111111111111111");
+}
+
+/* ---- VM_SOFTDIRTY ---- */
+
+/*
+ * David Hildenbrand's softdirty_mprotect reproducer: after a clear, a
+ * MAP_FIXED mapping over page 1 marks the VMA VM_SOFTDIRTY and merges;
+ * mprotect() RO then RW must not let page 0 be written without a fault.
+ */
+TEST_F(memwatch, softdirty_mprotect_reproducer)
+{
+	char *p = map_guarded(2), *q;
+
+	ASSERT_NE(NULL, p);
+	memset(p, 1, 2 * pagesize);
+	__sd_reset(_metadata, self->pidfd, p, 2);
+	__sd_expect(_metadata, self->pidfd, p, 0, "00");
+	q = mmap(p + pagesize, pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(p + pagesize, q);
+	madvise(p, 2 * pagesize, MADV_NOHUGEPAGE);
+	ASSERT_EQ(0, mprotect(p, 2 * pagesize, PROT_READ));
+	ASSERT_EQ(0, mprotect(p, 2 * pagesize, PROT_READ | PROT_WRITE));
+	p[0] = 2;
+	p[pagesize] = 2;
+	__sd_expect(_metadata, self->pidfd, p, 0, "11");
+	__sd_expect(_metadata, self->pidfd, p, MEMWATCH_CLEAR_SOFT_DIRTY, "11");
+	p[0] = 3;
+	__sd_expect(_metadata, self->pidfd, p, 0, "10");
+	unmap_guarded(p, 2);
+}
+
+/* munmap() and mmap() at the same address: the new pages are dirty */
+TEST_F(memwatch, munmap_mmap_same_address)
+{
+	char *a = self->addr + 4 * pagesize, *q;
+
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(0, munmap(a, 4 * pagesize));
+	q = mmap(a, 4 * pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	ASSERT_EQ(a, q);
+	peek(a, 0);
+	peek(a, 1);
+	peek(a, 2);
+	peek(a, 3);
+	sd_expect(self->addr, 0, "0000111100000000");
+	sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, "0000111100000000");
+	sd_expect(self->addr, 0, "0000000000000000");
+	/* MAP_FIXED over mapped pages */
+	q = mmap(a, 2 * pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(a, q);
+	peek(a, 0);
+	peek(a, 1);
+	/*
+	 * The new mapping may merge with the rest of the old one, and a
+	 * merged mapping is soft-dirty as a whole (a documented false
+	 * positive): pages 6 and 7 may be reported, 4 and 5 must be.
+	 */
+	sd_expect(self->addr, 0, "000011..00000000");
+}
+
+/* mremap() moves pages: they are dirty at the new address */
+TEST_F(memwatch, mremap_moved)
+{
+	char *dst = map_guarded(8), *q;
+	size_t i;
+
+	ASSERT_NE(NULL, dst);
+	sd_prepare(self->addr, "0000000000000000");
+	q = mremap(self->addr + 4 * pagesize, 4 * pagesize, 4 * pagesize,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, dst + 2 * pagesize);
+	ASSERT_EQ(dst + 2 * pagesize, q);
+	for (i = 2; i < 6; i++)
+		ASSERT_EQ(1, peek(dst, i));
+	__sd_expect(_metadata, self->pidfd, dst, 0, "..1111..");
+	sd_expect(self->addr, 0, "0000000000000000");
+	/* Moved back, after a clear */
+	__sd_reset(_metadata, self->pidfd, dst + 2 * pagesize, 4);
+	q = mremap(dst + 2 * pagesize, 4 * pagesize, 4 * pagesize,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, self->addr + 4 * pagesize);
+	ASSERT_EQ(self->addr + 4 * pagesize, q);
+	sd_expect(self->addr, 0, "0000111100000000");
+	unmap_guarded(dst, 8);
+}
+
+/*
+ * Guarantee 3: clearing part of a VM_SOFTDIRTY VMA leaves no false negative
+ * anywhere in or around it.
+ */
+TEST_F(memwatch, partial_clear_fresh_vma)
+{
+	char map[4];
+
+	EXPECT_EQ(4, sd_scan(self->pidfd, self->addr + 4 * pagesize, 4,
+			     MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	sd_expect(self->addr, 0, "1111....11111111");
+	write_pattern(self->addr, "0010010000100000");
+	sd_expect(self->addr, 0, "1111.1..11111111");
+	/* Once the whole VMA is clean, exact */
+	sd_reset(self->addr, NPAGES);
+	sd_expect(self->addr, 0, "0000000000000000");
+	write_pattern(self->addr, "0001001000000000");
+	sd_expect(self->addr, 0, "0001001000000000");
+
+	/* And with a clear-only call at the start of a fresh VMA */
+	ASSERT_EQ(0, munmap(self->addr, NPAGES * pagesize));
+	ASSERT_EQ(self->addr, mmap(self->addr, NPAGES * pagesize,
+				   PROT_READ | PROT_WRITE, MAP_PRIVATE |
+				   MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	memset(self->addr, 1, NPAGES * pagesize);
+	sd_reset(self->addr, 3);
+	write_pattern(self->addr, "0100000000000001");
+	sd_expect(self->addr, 0, ".1.1111111111111");
+}
+
+/* ---- Kernel writes ---- */
+
+TEST_F(memwatch, pipe_read)
+{
+	char *buf;
+	int fds[2];
+
+	buf = malloc(2 * pagesize);
+	ASSERT_NE(NULL, buf);
+	memset(buf, 7, 2 * pagesize);
+	ASSERT_EQ(0, pipe(fds));
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(2 * pagesize, write(fds[1], buf, 2 * pagesize));
+	ASSERT_EQ(2 * pagesize, read(fds[0], self->addr + 5 * pagesize,
+				     2 * pagesize));
+	sd_expect(self->addr, 0, "0000011000000000");
+	/* Straddling a page boundary */
+	sd_reset(self->addr, NPAGES);
+	ASSERT_EQ(2, write(fds[1], buf, 2));
+	ASSERT_EQ(2, read(fds[0], self->addr + 10 * pagesize - 1, 2));
+	sd_expect(self->addr, 0, "0000000001100000");
+	/* Into a page that is not populated */
+	sd_reset(self->addr, NPAGES);
+	ASSERT_EQ(0, madvise(self->addr + 12 * pagesize, pagesize,
+			     MADV_DONTNEED));
+	ASSERT_EQ(8, write(fds[1], buf, 8));
+	ASSERT_EQ(8, read(fds[0], self->addr + 12 * pagesize, 8));
+	sd_expect(self->addr, 0, "0000000000001000");
+	EXPECT_EQ(7, self->addr[12 * pagesize]);
+	close(fds[0]);
+	close(fds[1]);
+	free(buf);
+}
+
+static int open_zram1(size_t need)
+{
+	uint64_t size = 0;
+	int fd;
+
+	fd = open("/dev/zram1", O_RDONLY | O_DIRECT);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, BLKGETSIZE64, &size) || size < need) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* An O_DIRECT read is a write to the buffer */
+TEST_F(memwatch, odirect_read)
+{
+	int fd = open_zram1(8 * pagesize);
+
+	if (fd < 0)
+		SKIP(return, "no /dev/zram1 with a disk size for O_DIRECT");
+	sd_prepare(self->addr, "0000000000000000");
+	memset(self->addr, 0xaa, NPAGES * pagesize);
+	sd_reset(self->addr, NPAGES);
+	ASSERT_EQ(8 * pagesize, pread(fd, self->addr + 4 * pagesize,
+				      8 * pagesize, 0));
+	sd_expect(self->addr, 0, "0000111111110000");
+	close(fd);
+}
+
+/*
+ * The rule of the concurrency tests (guarantee 1).
+ *
+ * The monitor numbers its get+clear calls 1, 2, ... and publishes, after
+ * call k returns, epoch = k.  A writer loads e = epoch, writes page p, then
+ * publishes wepoch[p] = e + 1 (release).  So that write happened after call
+ * e returned.  Before call m the monitor loads w = wepoch[p] (acquire): if
+ * it sees a value, that write completed before call m started.
+ *
+ * Take any such write.  Either some call j with e < j < m was running when
+ * it happened, or none was.  In the first case, the guarantee says p was
+ * reported by j (the write happened before p was reported) or p is
+ * soft-dirty for call j + 1 <= m.  In the second case p is soft-dirty for
+ * the first call after the write, which is at most m.  Soft-dirty pages
+ * match, so p is reported by some call in [e + 1, m]: the monitor records
+ * lastrep[p], the last call that reported p, and requires
+ * lastrep[p] >= w after call m.  A smaller or stale w only weakens the
+ * check, so racing writers that publish out of order keep it sound.
+ *
+ * A lost write (a TLB entry still writable after the clear returned, a
+ * hardware dirty bit lost by a non-atomic PTE update, a pinned page cleared
+ * under a DMA or kernel copy) leaves p clean for every later call and fails
+ * the check.
+ */
+struct race {
+	char *base;
+	size_t npages;
+	uint64_t epoch;
+	uint64_t *wepoch;
+	int stop;
+	int cpu;
+	int fd;			/* for the O_DIRECT reader */
+	unsigned long writes;
+};
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *race_writer(void *data)
+{
+	struct race *r = data;
+	uint64_t x = (uintptr_t)&x | 1, e;
+	struct timespec ts = { 0 };
+	size_t p;
+
+	pin_to_cpu(r->cpu);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p = x % r->npages;
+		e = __atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE);
+		__atomic_fetch_add((uint64_t *)(r->base + p * pagesize), 1,
+				   __ATOMIC_RELAXED);
+		__atomic_store_n(&r->wepoch[p], e + 1, __ATOMIC_RELEASE);
+		__atomic_fetch_add(&r->writes, 1, __ATOMIC_RELAXED);
+		if (!(x & 3)) {
+			ts.tv_nsec = (x >> 8) % 50000;
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Run get+clear calls over r->base for about duration_ms while the threads
+ * run, checking the rule above after every call.  Returns the number of
+ * calls; *partial counts calls that did not report every page.
+ */
+static long __race_monitor(struct __test_metadata *_metadata, int pidfd,
+			   struct race *r, unsigned int duration_ms,
+			   long *partial)
+{
+	uint64_t *w, *lastrep, deadline, k;
+	char *map;
+	long n, lost;
+	size_t p;
+
+	w = calloc(r->npages, sizeof(*w));
+	lastrep = calloc(r->npages, sizeof(*lastrep));
+	map = calloc(r->npages, 1);
+	ASSERT_TRUE(w && lastrep && map);
+	*partial = 0;
+	deadline = now_ns() + duration_ms * 1000000ULL;
+	for (k = 1; now_ns() < deadline; k++) {
+		for (p = 0; p < r->npages; p++)
+			w[p] = __atomic_load_n(&r->wepoch[p],
+					       __ATOMIC_ACQUIRE);
+		n = sd_scan(pidfd, r->base, r->npages,
+			    MEMWATCH_CLEAR_SOFT_DIRTY, map);
+		__atomic_store_n(&r->epoch, k, __ATOMIC_RELEASE);
+		if (n < (long)r->npages)
+			(*partial)++;
+		lost = -1;
+		for (p = 0; p < r->npages; p++) {
+			if (map[p])
+				lastrep[p] = k;
+			if (lastrep[p] < w[p])
+				lost = p;
+		}
+		if (lost < 0)
+			continue;
+		__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+		ASSERT_GE(lastrep[lost], w[lost]) {
+			TH_LOG("page %ld written after call %llu: not reported by calls %llu-%llu",
+			       lost, (unsigned long long)w[lost] - 1,
+			       (unsigned long long)w[lost],
+			       (unsigned long long)k);
+		}
+	}
+	free(w);
+	free(lastrep);
+	free(map);
+	return k - 1;
+}
+
+/* One O_DIRECT read at a time, then a pause of two monitor calls */
+static void *race_dio_reader(void *data)
+{
+	struct race *r = data;
+	uint64_t e;
+
+	pin_to_cpu(r->cpu);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		e = __atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE);
+		if (pread(r->fd, r->base, r->npages * pagesize, 0) !=
+		    (ssize_t)(r->npages * pagesize))
+			break;
+		for (size_t p = 0; p < r->npages; p++)
+			__atomic_store_n(&r->wepoch[p], e + 1,
+					 __ATOMIC_RELEASE);
+		__atomic_fetch_add(&r->writes, 1, __ATOMIC_RELAXED);
+		while (__atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE) < e + 3 &&
+		       !__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+			sched_yield();
+	}
+	return NULL;
+}
+
+static int other_cpu(void)
+{
+	return sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : -1;
+}
+
+/* O_DIRECT reads from a zram disk racing with get+clear calls */
+TEST_F_TIMEOUT(memwatch, odirect_concurrent, 60)
+{
+	struct race r = { .npages = 8 };
+	pthread_t thread;
+	long calls, partial;
+
+	r.fd = open_zram1(r.npages * pagesize);
+	if (r.fd < 0)
+		SKIP(return, "no /dev/zram1 with a disk size for O_DIRECT");
+	r.base = self->addr;
+	r.cpu = other_cpu();
+	r.wepoch = calloc(r.npages, sizeof(*r.wepoch));
+	ASSERT_NE(NULL, r.wepoch);
+	pin_to_cpu(r.cpu < 0 ? -1 : 0);
+	ASSERT_EQ(0, pthread_create(&thread, NULL, race_dio_reader, &r));
+	calls = __race_monitor(_metadata, self->pidfd, &r, 1500, &partial);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thread, NULL);
+	TH_LOG("%ld calls, %ld partial, %lu reads", calls, partial, r.writes);
+	EXPECT_GT(r.writes, 2);
+	close(r.fd);
+	free(r.wepoch);
+}
+
+/* ---- Memory kinds ---- */
+
+/* Guarantee 7: a PMD-mapped THP is reported and cleared without a split */
+TEST_F(memwatch, thp_whole_pmd)
+{
+	size_t pmd = read_pmd_pagesize(), n;
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	char *p, *map;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	p = thp_map(pmd);
+	ASSERT_NE(NULL, p);
+	memset(p, 1, pmd);
+	if (!check_huge_anon(p, 1, pmd))
+		SKIP(return, "could not allocate a THP");
+	n = pmd / pagesize;
+	map = malloc(n);
+	ASSERT_NE(NULL, map);
+
+	mw_init(&arg, p, pmd, vec, 4);
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_HUGE | SD;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(PAGE_IS_PRESENT | PAGE_IS_HUGE | SD, vec[0].categories);
+
+	EXPECT_EQ(n, sd_scan(self->pidfd, p, n, MEMWATCH_CLEAR_SOFT_DIRTY,
+			     map));
+	EXPECT_TRUE(check_huge_anon(p, 1, pmd));
+	EXPECT_EQ(0, sd_scan(self->pidfd, p, n, 0, map));
+	mw_init(&arg, p, pmd, vec, 4);
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_HUGE | SD;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(PAGE_IS_PRESENT | PAGE_IS_HUGE, vec[0].categories);
+	EXPECT_EQ((uintptr_t)p + pmd, vec[0].end);
+
+	/* One write: the written page at least, the PMD at most */
+	touch(p, 100);
+	EXPECT_LE(1, sd_scan(self->pidfd, p, n, 0, map));
+	EXPECT_EQ(1, map[100]);
+	EXPECT_TRUE(check_huge_anon(p, 1, pmd));
+	EXPECT_LE(1, sd_scan(self->pidfd, p, n, MEMWATCH_CLEAR_SOFT_DIRTY,
+			     map));
+	EXPECT_EQ(1, map[100]);
+	EXPECT_TRUE(check_huge_anon(p, 1, pmd));
+	EXPECT_EQ(0, sd_scan(self->pidfd, p, n, 0, map));
+	free(map);
+	munmap(p, pmd);
+}
+
+/* A THP partly inside a cleared range: only the covered part changes */
+TEST_F(memwatch, thp_partial_clear)
+{
+	size_t pmd = read_pmd_pagesize(), n, i;
+	char *p, *map;
+	long got;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	p = thp_map(pmd);
+	ASSERT_NE(NULL, p);
+	memset(p, 1, pmd);
+	if (!check_huge_anon(p, 1, pmd))
+		SKIP(return, "could not allocate a THP");
+	n = pmd / pagesize;
+	map = malloc(n);
+	ASSERT_NE(NULL, map);
+	__sd_reset(_metadata, self->pidfd, p, n);
+	memset(p, 2, pmd);
+
+	EXPECT_EQ(n / 2, sd_scan(self->pidfd, p + pmd / 2, n / 2,
+				 MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	got = sd_scan(self->pidfd, p, n, 0, map);
+	EXPECT_EQ(n / 2, got);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(i < n / 2, map[i]) {
+			TH_LOG("page %zu", i);
+		}
+	}
+	touch(p, n / 2 + 3);
+	EXPECT_EQ(n / 2 + 1, sd_scan(self->pidfd, p, n, 0, map));
+	EXPECT_EQ(1, map[n / 2 + 3]);
+	/* Clear-only of a few pages in the middle */
+	__sd_reset(_metadata, self->pidfd, p + 10 * pagesize, 5);
+	EXPECT_EQ(n / 2 - 4, sd_scan(self->pidfd, p, n, 0, map));
+	EXPECT_EQ(0, map[10]);
+	EXPECT_EQ(1, map[15]);
+	free(map);
+	munmap(p, pmd);
+}
+
+/* The huge zero page is PFNZERO and not soft-dirty after a clear */
+TEST_F(memwatch, thp_huge_zero_page)
+{
+	size_t pmd = read_pmd_pagesize();
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	char buf[16] = "";
+	long ret;
+	char *p;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	if (read_file_str("/sys/kernel/mm/transparent_hugepage/use_zero_page",
+			  buf, sizeof(buf)) || buf[0] != '1')
+		SKIP(return, "the huge zero page is disabled");
+	p = thp_map(pmd);
+	ASSERT_NE(NULL, p);
+	peek(p, 0);
+	__sd_reset(_metadata, self->pidfd, p, pmd / pagesize);
+
+	mw_init(&arg, p, pmd, vec, 4);
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO | SD;
+	ret = process_memwatch(self->pidfd, &arg, sizeof(arg), 0);
+	ASSERT_EQ(1, ret);
+	if (vec[0].end - vec[0].start != pmd)
+		SKIP(return, "no huge zero page mapped");
+	EXPECT_EQ(PAGE_IS_PRESENT | PAGE_IS_PFNZERO, vec[0].categories);
+	/* CRIU's query does not dump it */
+	mw_init(&arg, p, pmd, vec, 4);
+	arg.category_inverted = PAGE_IS_PFNZERO | PAGE_IS_FILE;
+	arg.category_mask = PAGE_IS_PFNZERO | PAGE_IS_FILE;
+	arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | SD;
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	/* A write replaces it and is seen */
+	touch(p, 7);
+	mw_init(&arg, p, pmd, vec, 4);
+	EXPECT_LE(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_LE(vec[0].start, PG(p, 7));
+	EXPECT_GT(vec[0].end, PG(p, 7));
+	munmap(p, pmd);
+}
+
+/* Swap entries keep and report their soft-dirty bit */
+TEST_F(memwatch, swap)
+{
+	const uint64_t P = PAGE_IS_PRESENT, S = PAGE_IS_SWAPPED;
+	char swaps[256] = "";
+	char *a = self->addr;
+	int tries;
+	size_t i;
+
+	if (read_file_str("/proc/swaps", swaps, sizeof(swaps)) ||
+	    !strchr(swaps, '\n') || !strchr(strchr(swaps, '\n') + 1, '/'))
+		SKIP(return, "no swap device");
+	for (i = 0; i < NPAGES; i++)
+		memset(a + i * pagesize, i + 1, pagesize);
+	sd_reset(a, NPAGES);
+	write_pattern(a, "1111111100000000");
+	for (tries = 0; tries < 5; tries++) {
+		struct page_region vec[2];
+		struct memwatch_arg arg;
+
+		ASSERT_EQ(0, madvise(a, NPAGES * pagesize, MADV_PAGEOUT));
+		mw_init(&arg, a, NPAGES * pagesize, vec, 2);
+		arg.category_mask = S;
+		arg.return_mask = S;
+		if (process_memwatch(self->pidfd, &arg, sizeof(arg), 0) == 1 &&
+		    vec[0].start == (uintptr_t)a &&
+		    vec[0].end == PG(a, NPAGES))
+			break;
+	}
+	if (tries == 5)
+		SKIP(return, "MADV_PAGEOUT did not swap the pages out");
+
+	query(a, NPAGES, 0, S, 0, P | S | SD, { 0, 8, S | SD },
+	      { 8, 16, S });
+	sd_expect(a, MEMWATCH_CLEAR_SOFT_DIRTY, "1111111100000000");
+	query(a, NPAGES, 0, S, 0, P | S | SD, { 0, 16, S });
+	/* Swap in by a write, and by a read */
+	touch(a, 3);
+	EXPECT_EQ(6, peek(a, 3));
+	EXPECT_EQ(7, peek(a, 5));
+	query(a, NPAGES, 0, 0, 0, P | S | SD, { 0, 3, S }, { 3, 4, P | SD },
+	      { 4, 5, S }, { 5, 6, P }, { 6, 16, S });
+	touch(a, 5);
+	sd_expect(a, 0, "0001010000000000");
+	for (i = 0; i < NPAGES; i++)
+		EXPECT_EQ(i + 1 + (i == 3 || i == 5) + (i < 8), peek(a, i));
+}
+
+/* fork() and COW: each side's writes are its own */
+TEST_F(memwatch, fork_cow)
+{
+	int sk[2], cpidfd, status;
+	pid_t pid;
+	char c;
+
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		touch(self->addr, 1);
+		send(sk[1], "w", 1, 0);
+		recv(sk[1], &c, 1, 0);
+		_exit(0);
+	}
+	ASSERT_EQ(1, recv(sk[0], &c, 1, 0));
+	cpidfd = sys_pidfd_open(pid, 0);
+	ASSERT_GE(cpidfd, 0);
+	/* The child's write is the child's */
+	__sd_expect(_metadata, cpidfd, self->addr, 0, ".1..............");
+	sd_expect(self->addr, 0, "0000000000000000");
+	EXPECT_EQ(1, peek(self->addr, 1));
+	/* The parent's COW fault is a write */
+	touch(self->addr, 2);
+	sd_expect(self->addr, 0, "0010000000000000");
+	__sd_expect(_metadata, cpidfd, self->addr, MEMWATCH_CLEAR_SOFT_DIRTY,
+		    ".1..............");
+	__sd_expect(_metadata, cpidfd, self->addr, 0, "0000000000000000");
+	send(sk[0], "q", 1, 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	close(cpidfd);
+	close(sk[0]);
+	close(sk[1]);
+}
+
+/* ---- Sparse ---- */
+
+#define SPARSE_SIZE	(16ULL << 40)
+#define SPARSE_PAGES	1000
+
+/* Report the present pages of [p, p + len); -1 unless the walk completed */
+static long present_query(int pidfd, char *p, size_t len,
+			  struct page_region *vec, size_t vec_len)
+{
+	struct memwatch_arg arg;
+	long ret;
+
+	mw_init(&arg, p, len, vec, vec_len);
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT;
+	ret = process_memwatch(pidfd, &arg, sizeof(arg), 0);
+	return ret >= 0 && arg.walk_end == arg.end ? ret : -1;
+}
+
+/*
+ * Guarantee 6: 1,000 pages over a 16 TiB MAP_NORESERVE mapping, as in an
+ * ASAN shadow, are counted exactly. (How long it takes against the same
+ * pages in 4 MiB is the benchmark's business, not a test's.)
+ */
+TEST_F_TIMEOUT(memwatch, sparse_16tib, 120)
+{
+	size_t vec_len = SPARSE_PAGES + 1, stride, i;
+	struct page_region *vec;
+	struct memwatch_arg arg;
+	char *p;
+	long ret;
+
+	p = mmap(NULL, SPARSE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		SKIP(return, "cannot map 16 TiB: %s", strerror(errno));
+	madvise(p, SPARSE_SIZE, MADV_NOHUGEPAGE);
+	vec = calloc(vec_len, sizeof(*vec));
+	ASSERT_NE(NULL, vec);
+	stride = SPARSE_SIZE / SPARSE_PAGES / pagesize * pagesize;
+	for (i = 0; i < SPARSE_PAGES; i++)
+		p[i * stride] = 1;
+
+	ret = present_query(self->pidfd, p, SPARSE_SIZE, vec, vec_len);
+	ASSERT_EQ(SPARSE_PAGES, ret);
+	for (i = 0; i < SPARSE_PAGES; i++) {
+		ASSERT_EQ((uintptr_t)p + i * stride, vec[i].start);
+		ASSERT_EQ((uintptr_t)p + i * stride + pagesize, vec[i].end);
+		ASSERT_EQ(PAGE_IS_PRESENT, vec[i].categories);
+	}
+
+	/* Soft-dirty: clear the whole mapping, then write 10 pages */
+	__sd_reset(_metadata, self->pidfd, p, SPARSE_SIZE / pagesize);
+	for (i = 0; i < SPARSE_PAGES; i += 100)
+		p[i * stride + 5] = 2;
+	mw_init(&arg, p, SPARSE_SIZE, vec, vec_len);
+	ASSERT_EQ(SPARSE_PAGES / 100,
+		  process_memwatch(self->pidfd, &arg, sizeof(arg),
+				   MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(arg.end, arg.walk_end);
+	for (i = 0; i < SPARSE_PAGES / 100; i++)
+		EXPECT_EQ((uintptr_t)p + i * 100 * stride, vec[i].start);
+	mw_init(&arg, p, SPARSE_SIZE, vec, vec_len);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+
+	munmap(p, SPARSE_SIZE);
+	free(vec);
+}
+
+/* ---- Concurrency: writers on another CPU ---- */
+
+FIXTURE(race) {
+	int pidfd;
+	char *addr;
+	size_t len;
+};
+
+FIXTURE_VARIANT(race) {
+	bool thp;
+};
+
+FIXTURE_VARIANT_ADD(race, pages_4k) {
+	.thp = false,
+};
+
+FIXTURE_VARIANT_ADD(race, thp) {
+	.thp = true,
+};
+
+FIXTURE_SETUP(race)
+{
+	size_t pmd;
+
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	if (!variant->thp) {
+		self->len = 64 * pagesize;
+		self->addr = map_guarded(64);
+		ASSERT_NE(NULL, self->addr);
+		memset(self->addr, 0, self->len);
+		return;
+	}
+	pmd = read_pmd_pagesize();
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	self->len = pmd;
+	self->addr = thp_map(pmd);
+	ASSERT_NE(NULL, self->addr);
+	memset(self->addr, 0, pmd);
+	if (!check_huge_anon(self->addr, 1, pmd)) {
+		munmap(self->addr, pmd);
+		SKIP(return, "could not allocate a THP");
+	}
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	if (variant->thp)
+		munmap(self->addr, self->len);
+	else
+		unmap_guarded(self->addr, self->len / pagesize);
+	close(self->pidfd);
+}
+
+/* Guarantee 1: no lost writes with writers running during get+clear */
+TEST_F_TIMEOUT(race, no_lost_writes, 60)
+{
+	struct race r = { .base = self->addr };
+	pthread_t threads[2];
+	long calls, partial;
+	int i;
+
+	r.npages = self->len / pagesize;
+	r.cpu = other_cpu();
+	r.wepoch = calloc(r.npages, sizeof(*r.wepoch));
+	ASSERT_NE(NULL, r.wepoch);
+	pin_to_cpu(r.cpu < 0 ? -1 : 0);
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, race_writer,
+					    &r));
+	calls = __race_monitor(_metadata, self->pidfd, &r, 1500, &partial);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 2; i++)
+		pthread_join(threads[i], NULL);
+	TH_LOG("%ld calls, %ld partial, %lu writes", calls, partial,
+	       r.writes);
+	EXPECT_GT(calls, 10);
+	EXPECT_GT(r.writes, 100);
+	if (variant->thp)
+		EXPECT_TRUE(check_huge_anon(self->addr, 1, self->len));
+	free(r.wepoch);
+}
+
+/* ---- Memory kinds: anonymous, shmem, file, private and shared ---- */
+
+enum kind { ANON_PRIVATE, ANON_SHARED, MEMFD_PRIVATE, MEMFD_SHARED,
+	    FILE_PRIVATE, FILE_SHARED };
+
+FIXTURE(kind) {
+	int pidfd;
+	int fd;
+	char *addr;
+};
+
+FIXTURE_VARIANT(kind) {
+	enum kind kind;
+	bool shared;
+};
+
+FIXTURE_VARIANT_ADD(kind, anon_private) {
+	.kind = ANON_PRIVATE,
+};
+
+FIXTURE_VARIANT_ADD(kind, anon_shared) {
+	.kind = ANON_SHARED,
+	.shared = true,
+};
+
+FIXTURE_VARIANT_ADD(kind, memfd_private) {
+	.kind = MEMFD_PRIVATE,
+};
+
+FIXTURE_VARIANT_ADD(kind, memfd_shared) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+};
+
+FIXTURE_VARIANT_ADD(kind, file_private) {
+	.kind = FILE_PRIVATE,
+};
+
+FIXTURE_VARIANT_ADD(kind, file_shared) {
+	.kind = FILE_SHARED,
+	.shared = true,
+};
+
+FIXTURE_SETUP(kind)
+{
+	int flags;
+
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->fd = -1;
+	flags = variant->shared ? MAP_SHARED : MAP_PRIVATE;
+	switch (variant->kind) {
+	case ANON_PRIVATE:
+	case ANON_SHARED:
+		flags |= MAP_ANONYMOUS;
+		break;
+	case MEMFD_PRIVATE:
+	case MEMFD_SHARED:
+		self->fd = memfd_create("memwatch", 0);
+		ASSERT_GE(self->fd, 0);
+		break;
+	case FILE_PRIVATE:
+	case FILE_SHARED:
+		self->fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		if (self->fd < 0)
+			self->fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		if (self->fd < 0)
+			SKIP(return, "no O_TMPFILE here or in /tmp");
+		break;
+	}
+	if (self->fd >= 0)
+		ASSERT_EQ(0, ftruncate(self->fd, NPAGES * pagesize));
+	/* Between PROT_NONE pages, so that it never merges */
+	self->addr = mmap(NULL, (NPAGES + 2) * pagesize, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->addr);
+	self->addr += pagesize;
+	ASSERT_EQ(self->addr, mmap(self->addr, NPAGES * pagesize,
+				   PROT_READ | PROT_WRITE, flags | MAP_FIXED,
+				   self->fd, 0));
+	madvise(self->addr, NPAGES * pagesize, MADV_NOHUGEPAGE);
+	memset(self->addr, 1, NPAGES * pagesize);
+}
+
+FIXTURE_TEARDOWN(kind)
+{
+	munmap(self->addr - pagesize, (NPAGES + 2) * pagesize);
+	if (self->fd >= 0)
+		close(self->fd);
+	close(self->pidfd);
+}
+
+TEST_F(kind, clear_write_cycle)
+{
+	sd_expect(self->addr, 0, "1111111111111111");
+	sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, "1111111111111111");
+	sd_expect(self->addr, 0, "0000000000000000");
+	write_pattern(self->addr, "0100000000000011");
+	sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY, "0100000000000011");
+	sd_expect(self->addr, 0, "0000000000000000");
+	write_pattern(self->addr, "1111111111111111");
+	sd_expect(self->addr, 0, "1111111111111111");
+}
+
+TEST_F(kind, subrange_and_short_vec)
+{
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+	char map[4];
+
+	sd_prepare(self->addr, "1111111111111111");
+	EXPECT_EQ(4, sd_scan(self->pidfd, self->addr + 4 * pagesize, 4,
+			     MEMWATCH_CLEAR_SOFT_DIRTY, map));
+	sd_expect(self->addr, 0, "1111000011111111");
+	mw_init(&arg, self->addr, NPAGES * pagesize, vec, 1);
+	arg.max_pages = 2;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(PG(self->addr, 2), arg.walk_end);
+	sd_expect(self->addr, 0, "0011000011111111");
+}
+
+/*
+ * A page whose PTE was zapped after a clear is faulted in again by a read:
+ * it is not dirty, but a later write must be seen (the VMA's page
+ * protection must write-protect it again).
+ */
+TEST_F(kind, refault_after_clear)
+{
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(0, madvise(self->addr + 2 * pagesize, 2 * pagesize,
+			     MADV_DONTNEED));
+	peek(self->addr, 2);
+	peek(self->addr, 3);
+	sd_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 2);
+	sd_expect(self->addr, 0, "0010000000000000");
+	/* Written through the page cache: not a write to this mapping */
+	if (self->fd >= 0 && variant->shared) {
+		ASSERT_EQ(1, pwrite(self->fd, "x", 1, 5 * pagesize));
+		EXPECT_EQ('x', peek(self->addr, 5));
+	}
+	/* Never populated in this mm since the clear */
+	ASSERT_EQ(0, madvise(self->addr + 8 * pagesize, pagesize,
+			     MADV_DONTNEED));
+	touch(self->addr, 8);
+	sd_expect(self->addr, 0, "00100.0010000000");
+}
+
+TEST_F(kind, fork_cow)
+{
+	int sk[2], cpidfd, status;
+	pid_t pid;
+	char c;
+
+	sd_prepare(self->addr, "0000000000000000");
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		touch(self->addr, 1);
+		send(sk[1], "w", 1, 0);
+		recv(sk[1], &c, 1, 0);
+		_exit(0);
+	}
+	ASSERT_EQ(1, recv(sk[0], &c, 1, 0));
+	cpidfd = sys_pidfd_open(pid, 0);
+	ASSERT_GE(cpidfd, 0);
+	__sd_expect(_metadata, cpidfd, self->addr, 0, ".1..............");
+	/* soft-dirty is per mm: the child's write is not the parent's */
+	sd_expect(self->addr, 0, "0000000000000000");
+	EXPECT_EQ(variant->shared ? 2 : 1, peek(self->addr, 1));
+	touch(self->addr, 2);
+	sd_expect(self->addr, 0, "0010000000000000");
+	send(sk[0], "q", 1, 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	close(cpidfd);
+	close(sk[0]);
+	close(sk[1]);
+}
+
+/*
+ * A page pinned (FOLL_PIN | FOLL_LONGTERM, as for O_DIRECT or io_uring) can
+ * be written by the kernel at any time without a fault: it is never
+ * reported clean while pinned, in private and in shared mappings alike.
+ */
+TEST_F(kind, pinned_never_clean)
+{
+	struct io_uring_params params;
+	struct iovec iov;
+	int ring, i;
+
+	memset(&params, 0, sizeof(params));
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0)
+		SKIP(return, "io_uring_setup: %s", strerror(errno));
+	sd_prepare(self->addr, "0000000000000000");
+	iov.iov_base = self->addr + 2 * pagesize;
+	iov.iov_len = 2 * pagesize;
+	if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS,
+		    &iov, 1)) {
+		int err = errno;
+
+		close(ring);
+		SKIP(return, "IORING_REGISTER_BUFFERS: %s", strerror(err));
+	}
+	/* The pin is a write fault; the kernel may write at any time now */
+	for (i = 0; i < 3; i++) {
+		sd_expect(self->addr, MEMWATCH_CLEAR_SOFT_DIRTY,
+			  "0011000000000000");
+		sd_expect(self->addr, 0, "0011000000000000");
+	}
+	syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS,
+		NULL, 0);
+	close(ring);
+}
+
+/* ---- hugetlb ---- */
+
+FIXTURE(hugetlb) {
+	int pidfd;
+	char *addr;
+	size_t hp;
+	size_t n;	/* base pages in the mapping */
+	char *map;
+};
+
+FIXTURE_VARIANT(hugetlb) {
+	unsigned int shift;
+};
+
+FIXTURE_VARIANT_ADD(hugetlb, size_2m) {
+	.shift = 21,
+};
+
+FIXTURE_VARIANT_ADD(hugetlb, size_1g) {
+	.shift = 30,
+};
+
+FIXTURE_SETUP(hugetlb)
+{
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->hp = 1UL << variant->shift;
+	self->addr = mmap(NULL, 2 * self->hp, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			  (variant->shift << MAP_HUGE_SHIFT), -1, 0);
+	if (self->addr == MAP_FAILED)
+		SKIP(return, "no two free %zu MiB hugetlb pages",
+		     self->hp >> 20);
+	self->n = 2 * self->hp / pagesize;
+	self->map = malloc(self->n);
+	ASSERT_NE(NULL, self->map);
+}
+
+FIXTURE_TEARDOWN(hugetlb)
+{
+	munmap(self->addr, 2 * self->hp);
+	free(self->map);
+	close(self->pidfd);
+}
+
+/* Which of the two huge pages are reported: 0, 1, 2 (second), 3 (both) */
+static int __hp_dirty(struct __test_metadata *_metadata, int pidfd,
+		      char *addr, size_t n, char *map, unsigned int flags)
+{
+	size_t half = n / 2, i;
+	long total;
+	int ret = 0;
+
+	total = sd_scan(pidfd, addr, n, flags, map);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(map[i], map[i < half ? 0 : half]);
+	if (map[0])
+		ret |= 1;
+	if (map[half])
+		ret |= 2;
+	EXPECT_EQ(total, (long)half * __builtin_popcount(ret));
+	return ret;
+}
+
+#define hp_dirty(flags) \
+	__hp_dirty(_metadata, self->pidfd, self->addr, self->n, self->map, \
+		   flags)
+
+TEST_F(hugetlb, report_and_clear)
+{
+	memset(self->addr, 1, 2 * self->hp);
+	EXPECT_EQ(3, hp_dirty(0));
+	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(0, hp_dirty(0));
+	self->addr[self->hp + 5 * pagesize] = 2;
+	EXPECT_EQ(2, hp_dirty(0));
+	EXPECT_EQ(2, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(0, hp_dirty(0));
+	self->addr[7] = 2;
+	EXPECT_EQ(1, hp_dirty(0));
+}
+
+/* A partial huge page as the first page of a clear: EINVAL, no change */
+TEST_F(hugetlb, partial_first_page)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+
+	memset(self->addr, 1, 2 * self->hp);
+	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
+	memset(self->addr, 2, 2 * self->hp);
+	mw_init(&arg, self->addr + pagesize, 2 * self->hp - pagesize, vec, 4);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, errno);
+	mw_init(&arg, self->addr + pagesize, 2 * self->hp - pagesize,
+		NULL, 0);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(3, hp_dirty(0));
+	/* Reporting a part of a huge page is fine */
+	mw_init(&arg, self->addr + pagesize, 2 * pagesize, vec, 4);
+	EXPECT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(PG(self->addr, 1), vec[0].start);
+	EXPECT_EQ(PG(self->addr, 3), vec[0].end);
+}
+
+/* A partial huge page later in a clear: stop before it at walk_end */
+TEST_F(hugetlb, partial_stops_walk)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+
+	memset(self->addr, 1, 2 * self->hp);
+	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
+	memset(self->addr, 2, 2 * self->hp);
+	mw_init(&arg, self->addr, self->hp + pagesize, vec, 4);
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ((uintptr_t)self->addr + self->hp + pagesize, vec[0].end);
+	EXPECT_EQ(arg.end, arg.walk_end);
+
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ((uintptr_t)self->addr, vec[0].start);
+	EXPECT_EQ((uintptr_t)self->addr + self->hp, vec[0].end);
+	EXPECT_EQ((uintptr_t)self->addr + self->hp, arg.walk_end);
+	EXPECT_EQ(2, hp_dirty(0));
+
+	/* The same with a clear-only call (no vec_buf) */
+	memset(self->addr, 2, self->hp);
+	mw_init(&arg, self->addr, self->hp + pagesize, NULL, 0);
+	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ((uintptr_t)self->addr + self->hp, arg.walk_end);
+	EXPECT_EQ(2, hp_dirty(0));
+}
+
+/* Clearing over an unpopulated huge page returns (no self-deadlock) */
+TEST_F_TIMEOUT(hugetlb, unpopulated_hole, 60)
+{
+	memset(self->addr, 1, self->hp);
+	/* Whether the fresh hole is reported is the VMA's business */
+	EXPECT_TRUE(hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY) & 1);
+	EXPECT_EQ(0, hp_dirty(0));
+	self->addr[self->hp] = 1;
+	EXPECT_EQ(2, hp_dirty(0));
+	self->addr[0] = 2;
+	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
+}
+
+/* ---- KSM ---- */
+
+#define KSM_DIR "/sys/kernel/mm/ksm/"
+
+FIXTURE(ksm) {
+	int pidfd;
+	char run[16], sleep_ms[16], pages[16];
+	bool saved;
+	char *addr;
+};
+
+FIXTURE_SETUP(ksm)
+{
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
+		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->addr = map_guarded(NPAGES);
+	ASSERT_NE(NULL, self->addr);
+	if (read_file_str(KSM_DIR "run", self->run, sizeof(self->run)) ||
+	    read_file_str(KSM_DIR "sleep_millisecs", self->sleep_ms,
+			  sizeof(self->sleep_ms)) ||
+	    read_file_str(KSM_DIR "pages_to_scan", self->pages,
+			  sizeof(self->pages)))
+		SKIP(return, "no KSM");
+	self->saved = true;
+	if (write_file_str(KSM_DIR "sleep_millisecs", "0") ||
+	    write_file_str(KSM_DIR "pages_to_scan", "1000") ||
+	    write_file_str(KSM_DIR "run", "1"))
+		SKIP(return, "cannot start ksmd");
+}
+
+FIXTURE_TEARDOWN(ksm)
+{
+	if (self->saved) {
+		write_file_str(KSM_DIR "run", self->run);
+		write_file_str(KSM_DIR "sleep_millisecs", self->sleep_ms);
+		write_file_str(KSM_DIR "pages_to_scan", self->pages);
+	}
+	unmap_guarded(self->addr, NPAGES);
+	close(self->pidfd);
+}
+
+/* KSM merging is not a write; a write to a merged page is */
+TEST_F_TIMEOUT(ksm, merged_pages, 60)
+{
+	uint64_t deadline;
+	bool merged = false;
+	int fd;
+	size_t i;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		SKIP(return, "no /proc/self/pagemap");
+	memset(self->addr, 0x42, NPAGES * pagesize);
+	sd_reset(self->addr, NPAGES);
+	ASSERT_EQ(0, madvise(self->addr, NPAGES * pagesize, MADV_MERGEABLE));
+	deadline = now_ns() + 5000000000ULL;
+	while (!merged && now_ns() < deadline) {
+		usleep(20000);
+		merged = true;
+		for (i = 1; i < NPAGES; i++)
+			if (pagemap_get_pfn(fd, self->addr + i * pagesize) !=
+			    pagemap_get_pfn(fd, self->addr))
+				merged = false;
+	}
+	close(fd);
+	if (!merged)
+		SKIP(return, "KSM did not merge the pages in time");
+	sd_expect(self->addr, 0, "................");
+	sd_reset(self->addr, NPAGES);
+	sd_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 3);
+	touch(self->addr, 12);
+	sd_expect(self->addr, 0, "0001000000001000");
+	EXPECT_EQ(0x43, peek(self->addr, 3));
+	EXPECT_EQ(0x42, peek(self->addr, 4));
+	madvise(self->addr, NPAGES * pagesize, MADV_UNMERGEABLE);
+}
+
+/* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
+
+TEST(no_soft_dirty)
+{
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	int pidfd, err;
+	char *p;
+
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(pidfd, 0);
+	err = soft_dirty_probe(pidfd);
+	if (!err)
+		SKIP(return, "soft-dirty is supported");
+	ASSERT_EQ(EOPNOTSUPP, err);
+	p = map_guarded(4);
+	ASSERT_NE(NULL, p);
+	memset(p, 1, 4 * pagesize);
+	mw_init(&arg, p, 4 * pagesize, vec, 4);
+	errno = 0;
+	EXPECT_EQ(-1, process_memwatch(pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT;
+	EXPECT_EQ(1, process_memwatch(pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ(-1, process_memwatch(pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	unmap_guarded(p, 4);
+	close(pidfd);
+}
+
+/*
+ * The harness exits 0 when every test skipped; a kernel without the system
+ * call should show up as a skip in run_vmtests.sh.
+ */
+static void exit_skip_if_all_skipped(void)
+{
+	if (ksft_plan && ksft_cnt.ksft_xskip == ksft_plan) {
+		fflush(stdout);
+		fflush(stderr);
+		_exit(KSFT_SKIP);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	pagesize = getpagesize();
+	atexit(exit_skip_if_all_skipped);
+	return test_harness_run(argc, argv);
+}
