@@ -254,9 +254,24 @@ static pte_t memwatch_swp_clean(pte_t pte)
 }
 
 /*
- * Clear the soft-dirty state of one matching PTE. A pinned page of a COW
- * mapping keeps write access (a write fault would break the pin); it is
- * made soft-dirty instead, so that it keeps being reported.
+ * A page that may be pinned for DMA can be written through the pin without
+ * a fault, whatever its PTE says, so its soft-dirty state is never cleared:
+ * in a COW mapping write-protecting it would also break the pin on the next
+ * write fault, and in a shared mapping an O_DIRECT read into it would go
+ * unreported.
+ */
+static bool memwatch_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
+				pte_t ptent)
+{
+	struct folio *folio = vm_normal_folio(vma, addr, ptent);
+
+	return folio && folio_maybe_dma_pinned(folio);
+}
+
+/*
+ * Clear the soft-dirty state of one matching PTE. A pinned page keeps its
+ * write access and is made soft-dirty instead, so that it keeps being
+ * reported while it is pinned.
  *
  * Return: true if a present PTE changed and the TLB needs a flush.
  */
@@ -275,7 +290,7 @@ static bool memwatch_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 		return false;
 	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
 		return false;
-	if (!pte_is_pinned(vma, addr, ptent)) {
+	if (!memwatch_pte_pinned(vma, addr, ptent)) {
 		clear_soft_dirty(vma, addr, pte);
 		return true;
 	}
@@ -367,8 +382,16 @@ static void memwatch_change_pmd(struct memwatch_walk *w,
 	if (w->clear_sd) {
 		swp_entry_t entry;
 
-		if (pmd_present(pmd) ||
-		    !memwatch_swp_writable(pmd_to_swp_entry(pmd))) {
+		if (pmd_present(pmd) &&
+		    folio_maybe_dma_pinned(page_folio(pmd_page(pmd)))) {
+			/* As memwatch_pte_pinned(): never clean while pinned */
+			if (!pmd_soft_dirty(pmd)) {
+				pmd = pmdp_invalidate(vma, addr, pmdp);
+				set_pmd_at(vma->vm_mm, addr, pmdp,
+					   pmd_mksoft_dirty(pmd));
+			}
+		} else if (pmd_present(pmd) ||
+			   !memwatch_swp_writable(pmd_to_swp_entry(pmd))) {
 			clear_soft_dirty_pmd(vma, addr, pmdp);
 		} else {
 			entry = memwatch_swp_wrprotect(pmd_to_swp_entry(pmd));
@@ -560,15 +583,6 @@ static unsigned long memwatch_huge_cats(pte_t pte)
 	return cats;
 }
 
-static bool memwatch_huge_pinned(struct vm_area_struct *vma, pte_t pte)
-{
-	if (!huge_pte_write(pte) || !is_cow_mapping(vma->vm_flags))
-		return false;
-	if (likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
-		return false;
-	return folio_maybe_dma_pinned(page_folio(pte_page(pte)));
-}
-
 /* Clear the soft-dirty state of a hugetlb entry; true if TLB flush */
 static bool memwatch_clear_huge_pte(struct vm_area_struct *vma,
 				    unsigned long addr, pte_t *ptep, pte_t pte)
@@ -589,7 +603,7 @@ static bool memwatch_clear_huge_pte(struct vm_area_struct *vma,
 		return false;
 	if (!pte_soft_dirty(pte) && !huge_pte_write(pte))
 		return false;
-	if (memwatch_huge_pinned(vma, pte)) {
+	if (folio_maybe_dma_pinned(page_folio(pte_page(pte)))) {
 		if (pte_soft_dirty(pte))
 			return false;
 		old = huge_ptep_modify_prot_start(vma, addr, ptep);
@@ -968,7 +982,7 @@ unlock:
  *	Present PTEs are write-protected and cleaned, so the next write
  *	faults and marks the page soft-dirty again; swap and migration
  *	entries lose their soft-dirty bit (writable migration entries become
- *	read-only ones). Pinned pages of COW mappings keep write access and
+ *	read-only ones). Pages that may be pinned for DMA keep write access and
  *	are made soft-dirty instead. Pages of shared hugetlb mappings are
  *	never cleared, because mprotect() restores write access to them
  *	without a fault. A VMA with VM_SOFTDIRTY has every page soft-dirty;
