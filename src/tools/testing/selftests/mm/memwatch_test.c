@@ -146,7 +146,7 @@ static long __sd_scan(struct __test_metadata *_metadata, int pidfd,
 
 	memset(map, 0, npages);
 	while (pos < end) {
-		mw_init(&arg, (void *)pos, end - pos, vec, SCAN_VEC);
+		mw_init(&arg, (void *)(uintptr_t)pos, end - pos, vec, SCAN_VEC);
 		ret = process_memwatch(pidfd, &arg, sizeof(arg), flags);
 		ASSERT_GE(ret, 0) {
 			TH_LOG("process_memwatch: %s", strerror(errno));
@@ -767,7 +767,8 @@ TEST_F(memwatch, check_order)
 	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
 	EXPECT_EQ(EINVAL, errno);
 
-	mw_init(&arg, self->addr, pagesize, (void *)(1UL << 63), 1);
+	mw_init(&arg, self->addr, pagesize, NULL, 1);
+	arg.vec = 1ULL << 63;
 	errno = 0;
 	EXPECT_EQ(-1, process_memwatch(-1, &arg, sizeof(arg), 0));
 	EXPECT_EQ(EFAULT, errno);
@@ -1250,7 +1251,7 @@ TEST_F(memwatch, walk_end_resume_loop)
 		pos = (uintptr_t)self->addr;
 		for (calls = 0; pos < end; calls++) {
 			ASSERT_LT(calls, 2 * NPAGES);
-			mw_init(&arg, (void *)pos, end - pos, vec,
+			mw_init(&arg, (void *)(uintptr_t)pos, end - pos, vec,
 				cfg[c].vec_len);
 			arg.max_pages = cfg[c].max_pages;
 			ret = process_memwatch(self->pidfd, &arg, sizeof(arg),
@@ -2117,7 +2118,7 @@ TEST_F(memwatch, fork_cow)
 
 /* ---- Sparse ---- */
 
-#define SPARSE_SIZE	(16ULL << 40)
+#define SPARSE_SIZE	((size_t)(16ULL << 40))
 #define SPARSE_PAGES	1000
 
 /* Report the present pages of [p, p + len); -1 unless the walk completed */
@@ -2147,6 +2148,8 @@ TEST_F_TIMEOUT(memwatch, sparse_16tib, 120)
 	char *p;
 	long ret;
 
+	if (sizeof(size_t) < 8)
+		SKIP(return, "needs a 64-bit address space");
 	p = mmap(NULL, SPARSE_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
