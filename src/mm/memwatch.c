@@ -67,6 +67,8 @@ struct memwatch_walk {
 	bool clear_vma;		/* clear VM_SOFTDIRTY on the walked part */
 	bool keep_vma;		/* ...unless a page could not be cleared */
 	bool wp;		/* uffd-wp matching pages */
+	bool need_sd;		/* only soft-dirty entries can match */
+	bool need_written;	/* only entries without uffd-wp can match */
 
 	/* Output: buf[buf_idx] is the last, possibly open, region */
 	struct page_region *buf;
@@ -76,6 +78,7 @@ struct memwatch_walk {
 	long nr_out;
 
 	/* Progress */
+	struct mm_struct *mm;
 	unsigned long walk_end;
 	unsigned int budget;
 	enum memwatch_stop stop;
@@ -99,10 +102,14 @@ static void memwatch_stop(struct memwatch_walk *w, unsigned long addr,
 	w->stop = why;
 }
 
-/* Count one unit of work; stop the chunk after @next when it is spent. */
+/*
+ * Count one unit of work; stop the chunk after @next when it is spent, or
+ * early when a writer waits for the mmap lock held for read, so that an
+ * mmap() or munmap() of the target waits for one page table at most.
+ */
 static bool memwatch_spend(struct memwatch_walk *w, unsigned long next)
 {
-	if (--w->budget)
+	if (--w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
 		return false;
 	memwatch_stop(w, next, MEMWATCH_STOP_CHUNK);
 	return true;
@@ -177,6 +184,21 @@ static bool memwatch_output(struct memwatch_walk *w, unsigned long cats,
 	memwatch_stop(w, fit, why);
 	*end = fit;
 	return true;
+}
+
+/*
+ * A cheap necessary condition for a non-empty PTE to match: the usual masks
+ * (PAGE_IS_SOFT_DIRTY or PAGE_IS_WRITTEN) decide on one bit of the entry,
+ * so most entries are skipped without computing their categories.
+ */
+static inline bool memwatch_pte_may_match(bool need_sd, bool need_written,
+					  pte_t pte)
+{
+	if (pte_present(pte))
+		return (!need_sd || pte_soft_dirty(pte)) &&
+		       (!need_written || !pte_uffd_wp(pte));
+	return (!need_sd || pte_swp_soft_dirty(pte)) &&
+	       (!need_written || !pte_swp_uffd_wp_any(pte));
 }
 
 static unsigned long memwatch_pte_cats(const struct memwatch_walk *w,
@@ -263,8 +285,17 @@ static pte_t memwatch_swp_clean(pte_t pte)
 static bool memwatch_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
 				pte_t ptent)
 {
-	struct folio *folio = vm_normal_folio(vma, addr, ptent);
+	struct folio *folio;
 
+	/*
+	 * A page of a COW mapping is pinned only through this mm, exclusive
+	 * (GUP unshares it first), which then has MMF_HAS_PINNED: skip the
+	 * folio lookup in the common case, as clear_refs does.
+	 */
+	if (is_cow_mapping(vma->vm_flags) &&
+	    likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+		return false;
+	folio = vm_normal_folio(vma, addr, ptent);
 	return folio && folio_maybe_dma_pinned(folio);
 }
 
@@ -475,6 +506,8 @@ static int memwatch_pmd_entry(pmd_t *pmd, unsigned long addr,
 	struct memwatch_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long flush_start = 0, flush_end = 0;
+	bool need_sd = w->need_sd, need_written = w->need_written;
+	bool hole_match = w->hole_match;
 	pte_t *start_pte, *pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
@@ -498,10 +531,13 @@ static int memwatch_pmd_entry(pmd_t *pmd, unsigned long addr,
 		unsigned long cats;
 
 		if (pte_none(ptent)) {
-			if (!w->hole_match)
+			if (!hole_match)
 				continue;
 			cats = w->hole_cats;
 		} else {
+			if (!memwatch_pte_may_match(need_sd, need_written,
+						    ptent))
+				continue;
 			cats = w->vma_cats |
 			       memwatch_pte_cats(w, vma, addr, ptent);
 			if (!memwatch_match(w, cats))
@@ -752,6 +788,9 @@ static int memwatch_test_vma(struct memwatch_walk *w,
 	if (userfaultfd_wp(vma) && !is_vm_hugetlb_page(vma))
 		w->hole_cats |= PAGE_IS_WRITTEN;
 	w->hole_match = memwatch_match(w, w->hole_cats);
+	w->need_sd = (w->mask & ~w->inverted & PAGE_IS_SOFT_DIRTY) &&
+		     !(cats & PAGE_IS_SOFT_DIRTY);
+	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
 
 	/*
 	 * hugetlb has no write-notify for soft-dirty (see
@@ -908,6 +947,7 @@ static int memwatch_walk(struct memwatch_walk *w, struct mm_struct *mm,
 	bool first = true;
 	int err;
 
+	w->mm = mm;
 	for (;;) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
