@@ -2142,27 +2142,56 @@ TEST_F(memwatch, swap)
 		EXPECT_EQ(i + 1 + (i == 3 || i == 5) + (i < 8), peek(a, i));
 }
 
-/* fork() and COW: each side's writes are its own */
-TEST_F(memwatch, fork_cow)
+/*
+ * Fork a child that writes page 1 of addr, then waits for a byte on its end
+ * of sk. Returns a pidfd of the child once it has written.
+ */
+static int __fork_writer(struct __test_metadata *_metadata, char *addr,
+			 int sk[2], pid_t *pid)
 {
-	int sk[2], cpidfd, status;
-	pid_t pid;
+	int cpidfd;
 	char c;
 
-	sd_prepare(self->addr, "0000000000000000");
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0) {
+	*pid = fork();
+	ASSERT_GE(*pid, 0);
+	if (*pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		touch(self->addr, 1);
+		touch(addr, 1);
 		send(sk[1], "w", 1, 0);
 		recv(sk[1], &c, 1, 0);
 		_exit(0);
 	}
 	ASSERT_EQ(1, recv(sk[0], &c, 1, 0));
-	cpidfd = sys_pidfd_open(pid, 0);
+	cpidfd = sys_pidfd_open(*pid, 0);
 	ASSERT_GE(cpidfd, 0);
+	return cpidfd;
+}
+
+#define fork_writer(addr, sk, pid) __fork_writer(_metadata, addr, sk, pid)
+
+static void __end_writer(struct __test_metadata *_metadata, int sk[2],
+			 pid_t pid, int cpidfd)
+{
+	int status;
+
+	send(sk[0], "q", 1, 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	close(cpidfd);
+	close(sk[0]);
+	close(sk[1]);
+}
+
+#define end_writer(sk, pid, cpidfd) __end_writer(_metadata, sk, pid, cpidfd)
+
+/* fork() and COW: each side's writes are its own */
+TEST_F(memwatch, fork_cow)
+{
+	int sk[2], cpidfd;
+	pid_t pid;
+
+	sd_prepare(self->addr, "0000000000000000");
+	cpidfd = fork_writer(self->addr, sk, &pid);
 	/* The child's write is the child's */
 	__sd_expect(_metadata, cpidfd, self->addr, 0, ".1..............");
 	sd_expect(self->addr, 0, "0000000000000000");
@@ -2173,11 +2202,7 @@ TEST_F(memwatch, fork_cow)
 	__sd_expect(_metadata, cpidfd, self->addr, MEMWATCH_CLEAR_SOFT_DIRTY,
 		    ".1..............");
 	__sd_expect(_metadata, cpidfd, self->addr, 0, "0000000000000000");
-	send(sk[0], "q", 1, 0);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	close(cpidfd);
-	close(sk[0]);
-	close(sk[1]);
+	end_writer(sk, pid, cpidfd);
 }
 
 /* ---- Sparse ---- */
@@ -2494,35 +2519,18 @@ TEST_F(kind, refault_after_clear)
 
 TEST_F(kind, fork_cow)
 {
-	int sk[2], cpidfd, status;
+	int sk[2], cpidfd;
 	pid_t pid;
-	char c;
 
 	sd_prepare(self->addr, "0000000000000000");
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		touch(self->addr, 1);
-		send(sk[1], "w", 1, 0);
-		recv(sk[1], &c, 1, 0);
-		_exit(0);
-	}
-	ASSERT_EQ(1, recv(sk[0], &c, 1, 0));
-	cpidfd = sys_pidfd_open(pid, 0);
-	ASSERT_GE(cpidfd, 0);
+	cpidfd = fork_writer(self->addr, sk, &pid);
 	__sd_expect(_metadata, cpidfd, self->addr, 0, ".1..............");
 	/* soft-dirty is per mm: the child's write is not the parent's */
 	sd_expect(self->addr, 0, "0000000000000000");
 	EXPECT_EQ(variant->shared ? 2 : 1, peek(self->addr, 1));
 	touch(self->addr, 2);
 	sd_expect(self->addr, 0, "0010000000000000");
-	send(sk[0], "q", 1, 0);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	close(cpidfd);
-	close(sk[0]);
-	close(sk[1]);
+	end_writer(sk, pid, cpidfd);
 }
 
 /*
