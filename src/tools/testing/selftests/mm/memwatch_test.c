@@ -394,6 +394,28 @@ static uint64_t now_ns(void)
 }
 
 /*
+ * The start of every fixture's setup: a pidfd of this process, or -1 after
+ * a SKIP where process_memwatch() or soft-dirty tracking is missing.
+ */
+static int __self_pidfd(struct __test_metadata *_metadata)
+{
+	int pidfd;
+
+	if (!memwatch_supported())
+		SKIP(return -1, "process_memwatch() not supported");
+	pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(pidfd, 0);
+	if (soft_dirty_probe(pidfd) == EOPNOTSUPP) {
+		close(pidfd);
+		SKIP(return -1,
+		     "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	}
+	return pidfd;
+}
+
+#define self_pidfd() __self_pidfd(_metadata)
+
+/*
  * The main fixture: the test process watched through its own pidfd, and
  * NPAGES written anonymous pages between guard pages.
  */
@@ -404,12 +426,9 @@ FIXTURE(memwatch) {
 
 FIXTURE_SETUP(memwatch)
 {
-	if (!memwatch_supported())
-		SKIP(return, "process_memwatch() not supported");
-	self->pidfd = sys_pidfd_open(getpid(), 0);
-	ASSERT_GE(self->pidfd, 0);
-	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
-		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->pidfd = self_pidfd();
+	if (self->pidfd < 0)
+		return;
 	self->addr = map_guarded(NPAGES);
 	ASSERT_NE(NULL, self->addr);
 	memset(self->addr, 1, NPAGES * pagesize);
@@ -2300,12 +2319,9 @@ FIXTURE_SETUP(race)
 {
 	size_t pmd;
 
-	if (!memwatch_supported())
-		SKIP(return, "process_memwatch() not supported");
-	self->pidfd = sys_pidfd_open(getpid(), 0);
-	ASSERT_GE(self->pidfd, 0);
-	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
-		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->pidfd = self_pidfd();
+	if (self->pidfd < 0)
+		return;
 	if (!variant->thp) {
 		self->len = 64 * pagesize;
 		self->addr = map_guarded(64);
@@ -2411,12 +2427,9 @@ FIXTURE_SETUP(kind)
 {
 	int flags;
 
-	if (!memwatch_supported())
-		SKIP(return, "process_memwatch() not supported");
-	self->pidfd = sys_pidfd_open(getpid(), 0);
-	ASSERT_GE(self->pidfd, 0);
-	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
-		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->pidfd = self_pidfd();
+	if (self->pidfd < 0)
+		return;
 	self->fd = -1;
 	flags = variant->shared ? MAP_SHARED : MAP_PRIVATE;
 	switch (variant->kind) {
@@ -2593,12 +2606,9 @@ FIXTURE_VARIANT_ADD(hugetlb, size_1g) {
 
 FIXTURE_SETUP(hugetlb)
 {
-	if (!memwatch_supported())
-		SKIP(return, "process_memwatch() not supported");
-	self->pidfd = sys_pidfd_open(getpid(), 0);
-	ASSERT_GE(self->pidfd, 0);
-	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
-		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->pidfd = self_pidfd();
+	if (self->pidfd < 0)
+		return;
 	self->hp = 1UL << variant->shift;
 	self->addr = mmap(NULL, 2 * self->hp, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
@@ -2739,12 +2749,9 @@ FIXTURE(ksm) {
 
 FIXTURE_SETUP(ksm)
 {
-	if (!memwatch_supported())
-		SKIP(return, "process_memwatch() not supported");
-	self->pidfd = sys_pidfd_open(getpid(), 0);
-	ASSERT_GE(self->pidfd, 0);
-	if (soft_dirty_probe(self->pidfd) == EOPNOTSUPP)
-		SKIP(return, "no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)");
+	self->pidfd = self_pidfd();
+	if (self->pidfd < 0)
+		return;
 	self->addr = map_guarded(NPAGES);
 	ASSERT_NE(NULL, self->addr);
 	if (read_file_str(KSM_DIR "run", self->run, sizeof(self->run)) ||
