@@ -2113,36 +2113,59 @@ TEST_F(memwatch, thp_huge_zero_page)
 	munmap(p, pmd);
 }
 
+/*
+ * MADV_PAGEOUT all of [a, a + n pages) until every page is swapped.  A
+ * folio still in another CPU's LRU add batch is not on the LRU and is
+ * skipped, and madvise() drains only the local batch: so the tries run on
+ * each CPU in turn.
+ */
+static bool swap_out(int pidfd, char *a, size_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+	bool done = false;
+	cpu_set_t saved;
+	int tries;
+
+	if (sched_getaffinity(0, sizeof(saved), &saved))
+		return false;
+	for (tries = 0; tries < 2 * cpus + 2 && !done; tries++) {
+		pin_to_cpu(tries % cpus);
+		if (madvise(a, n * pagesize, MADV_PAGEOUT))
+			break;
+		mw_init(&arg, a, n * pagesize, vec, 2);
+		arg.category_mask = PAGE_IS_SWAPPED;
+		arg.return_mask = PAGE_IS_SWAPPED;
+		done = process_memwatch(pidfd, &arg, sizeof(arg), 0) == 1 &&
+		       vec[0].start == (uintptr_t)a && vec[0].end == PG(a, n);
+	}
+	sched_setaffinity(0, sizeof(saved), &saved);
+	return done;
+}
+
+static bool have_swap(void)
+{
+	char swaps[256] = "";
+
+	return !read_file_str("/proc/swaps", swaps, sizeof(swaps)) &&
+	       strchr(swaps, '\n') && strchr(strchr(swaps, '\n') + 1, '/');
+}
+
 /* Swap entries keep and report their soft-dirty bit */
 TEST_F(memwatch, swap)
 {
 	const uint64_t P = PAGE_IS_PRESENT, S = PAGE_IS_SWAPPED;
-	char swaps[256] = "";
 	char *a = self->addr;
-	int tries;
 	size_t i;
 
-	if (read_file_str("/proc/swaps", swaps, sizeof(swaps)) ||
-	    !strchr(swaps, '\n') || !strchr(strchr(swaps, '\n') + 1, '/'))
+	if (!have_swap())
 		SKIP(return, "no swap device");
 	for (i = 0; i < NPAGES; i++)
 		memset(a + i * pagesize, i + 1, pagesize);
 	sd_reset(a, NPAGES);
 	write_pattern(a, "1111111100000000");
-	for (tries = 0; tries < 5; tries++) {
-		struct page_region vec[2];
-		struct memwatch_arg arg;
-
-		ASSERT_EQ(0, madvise(a, NPAGES * pagesize, MADV_PAGEOUT));
-		mw_init(&arg, a, NPAGES * pagesize, vec, 2);
-		arg.category_mask = S;
-		arg.return_mask = S;
-		if (process_memwatch(self->pidfd, &arg, sizeof(arg), 0) == 1 &&
-		    vec[0].start == (uintptr_t)a &&
-		    vec[0].end == PG(a, NPAGES))
-			break;
-	}
-	if (tries == 5)
+	if (!swap_out(self->pidfd, a, NPAGES))
 		SKIP(return, "MADV_PAGEOUT did not swap the pages out");
 
 	query(a, NPAGES, 0, S, 0, P | S | SD, { 0, 8, S | SD },
@@ -2651,9 +2674,21 @@ static int __hp_dirty(struct __test_metadata *_metadata, int pidfd,
 	__hp_dirty(_metadata, self->pidfd, self->addr, self->n, self->map, \
 		   flags)
 
-TEST_F(hugetlb, report_and_clear)
+/*
+ * Write every base page of the first len bytes: a huge page is dirty as a
+ * whole, and a memset() of two 1 GiB pages takes seconds under TCG.
+ */
+static void hp_write(char *addr, size_t len)
 {
-	memset(self->addr, 1, 2 * self->hp);
+	size_t i;
+
+	for (i = 0; i < len / pagesize; i++)
+		touch(addr, i);
+}
+
+TEST_F_TIMEOUT(hugetlb, report_and_clear, 60)
+{
+	hp_write(self->addr, 2 * self->hp);
 	EXPECT_EQ(3, hp_dirty(0));
 	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
 	EXPECT_EQ(0, hp_dirty(0));
@@ -2666,14 +2701,14 @@ TEST_F(hugetlb, report_and_clear)
 }
 
 /* A partial huge page as the first page of a clear: EINVAL, no change */
-TEST_F(hugetlb, partial_first_page)
+TEST_F_TIMEOUT(hugetlb, partial_first_page, 60)
 {
 	struct page_region vec[4];
 	struct memwatch_arg arg;
 
-	memset(self->addr, 1, 2 * self->hp);
+	hp_write(self->addr, 2 * self->hp);
 	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
-	memset(self->addr, 2, 2 * self->hp);
+	hp_write(self->addr, 2 * self->hp);
 	mw_init(&arg, self->addr + pagesize, 2 * self->hp - pagesize, vec, 4);
 	errno = 0;
 	EXPECT_EQ(-1, process_memwatch(self->pidfd, &arg, sizeof(arg),
@@ -2694,14 +2729,14 @@ TEST_F(hugetlb, partial_first_page)
 }
 
 /* A partial huge page later in a clear: stop before it at walk_end */
-TEST_F(hugetlb, partial_stops_walk)
+TEST_F_TIMEOUT(hugetlb, partial_stops_walk, 60)
 {
 	struct page_region vec[4];
 	struct memwatch_arg arg;
 
-	memset(self->addr, 1, 2 * self->hp);
+	hp_write(self->addr, 2 * self->hp);
 	EXPECT_EQ(3, hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY));
-	memset(self->addr, 2, 2 * self->hp);
+	hp_write(self->addr, 2 * self->hp);
 	mw_init(&arg, self->addr, self->hp + pagesize, vec, 4);
 	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
 	EXPECT_EQ((uintptr_t)self->addr + self->hp + pagesize, vec[0].end);
@@ -2715,7 +2750,7 @@ TEST_F(hugetlb, partial_stops_walk)
 	EXPECT_EQ(2, hp_dirty(0));
 
 	/* The same with a clear-only call (no vec_buf) */
-	memset(self->addr, 2, self->hp);
+	hp_write(self->addr, self->hp);
 	mw_init(&arg, self->addr, self->hp + pagesize, NULL, 0);
 	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
 				      MEMWATCH_CLEAR_SOFT_DIRTY));
@@ -2726,7 +2761,7 @@ TEST_F(hugetlb, partial_stops_walk)
 /* Clearing over an unpopulated huge page returns (no self-deadlock) */
 TEST_F_TIMEOUT(hugetlb, unpopulated_hole, 60)
 {
-	memset(self->addr, 1, self->hp);
+	hp_write(self->addr, self->hp);
 	/* Whether the fresh hole is reported is the VMA's business */
 	EXPECT_TRUE(hp_dirty(MEMWATCH_CLEAR_SOFT_DIRTY) & 1);
 	EXPECT_EQ(0, hp_dirty(0));
@@ -3197,34 +3232,6 @@ TEST_F(memwatch, pagemap_scan_fix_wp_without_wp_matching)
 	for (i = 0; i < NPAGES; i++)
 		EXPECT_EQ(1, pm_uffd_wp(self->addr, i));
 	close(uffd);
-}
-
-/* MADV_PAGEOUT all of [a, a + n pages) until every page is swapped */
-static bool swap_out(int pidfd, char *a, size_t n)
-{
-	struct page_region vec[2];
-	struct memwatch_arg arg;
-	int tries;
-
-	for (tries = 0; tries < 5; tries++) {
-		if (madvise(a, n * pagesize, MADV_PAGEOUT))
-			return false;
-		mw_init(&arg, a, n * pagesize, vec, 2);
-		arg.category_mask = PAGE_IS_SWAPPED;
-		arg.return_mask = PAGE_IS_SWAPPED;
-		if (process_memwatch(pidfd, &arg, sizeof(arg), 0) == 1 &&
-		    vec[0].start == (uintptr_t)a && vec[0].end == PG(a, n))
-			return true;
-	}
-	return false;
-}
-
-static bool have_swap(void)
-{
-	char swaps[256] = "";
-
-	return !read_file_str("/proc/swaps", swaps, sizeof(swaps)) &&
-	       strchr(swaps, '\n') && strchr(strchr(swaps, '\n') + 1, '/');
 }
 
 struct compactor {
