@@ -2117,31 +2117,33 @@ TEST_F(memwatch, thp_huge_zero_page)
  * MADV_PAGEOUT all of [a, a + n pages) until every page is swapped.  A
  * folio still in another CPU's LRU add batch is not on the LRU and is
  * skipped, and madvise() drains only the local batch: so the tries run on
- * each CPU in turn.
+ * each CPU in turn.  Returns 1 when every page is swapped, 0 when some
+ * stayed resident, -1 when madvise() or sched_getaffinity() failed.
  */
-static bool swap_out(int pidfd, char *a, size_t n)
+static int swap_out(int pidfd, char *a, size_t n)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct page_region vec[2];
 	struct memwatch_arg arg;
-	bool done = false;
 	cpu_set_t saved;
-	int tries;
+	int tries, ret = 0;
 
 	if (sched_getaffinity(0, sizeof(saved), &saved))
-		return false;
-	for (tries = 0; tries < 2 * cpus + 2 && !done; tries++) {
+		return -1;
+	for (tries = 0; tries < 2 * cpus + 2 && !ret; tries++) {
 		pin_to_cpu(tries % cpus);
-		if (madvise(a, n * pagesize, MADV_PAGEOUT))
+		if (madvise(a, n * pagesize, MADV_PAGEOUT)) {
+			ret = -1;
 			break;
+		}
 		mw_init(&arg, a, n * pagesize, vec, 2);
 		arg.category_mask = PAGE_IS_SWAPPED;
 		arg.return_mask = PAGE_IS_SWAPPED;
-		done = process_memwatch(pidfd, &arg, sizeof(arg), 0) == 1 &&
-		       vec[0].start == (uintptr_t)a && vec[0].end == PG(a, n);
+		ret = process_memwatch(pidfd, &arg, sizeof(arg), 0) == 1 &&
+		      vec[0].start == (uintptr_t)a && vec[0].end == PG(a, n);
 	}
 	sched_setaffinity(0, sizeof(saved), &saved);
-	return done;
+	return ret;
 }
 
 static bool have_swap(void)
@@ -2157,6 +2159,7 @@ TEST_F(memwatch, swap)
 {
 	const uint64_t P = PAGE_IS_PRESENT, S = PAGE_IS_SWAPPED;
 	char *a = self->addr;
+	int swapped;
 	size_t i;
 
 	if (!have_swap())
@@ -2165,7 +2168,9 @@ TEST_F(memwatch, swap)
 		memset(a + i * pagesize, i + 1, pagesize);
 	sd_reset(a, NPAGES);
 	write_pattern(a, "1111111100000000");
-	if (!swap_out(self->pidfd, a, NPAGES))
+	swapped = swap_out(self->pidfd, a, NPAGES);
+	ASSERT_LE(0, swapped);
+	if (!swapped)
 		SKIP(return, "MADV_PAGEOUT did not swap the pages out");
 
 	query(a, NPAGES, 0, S, 0, P | S | SD, { 0, 8, S | SD },
@@ -3279,7 +3284,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_fix_uffd_wp_confusion, 60)
 		SKIP(return, "no async uffd-wp: %s", strerror(errno));
 	sd_reset(a, NPAGES);
 	write_pattern(a, pattern);
-	if (!swap_out(self->pidfd, a, NPAGES))
+	if (swap_out(self->pidfd, a, NPAGES) != 1)
 		SKIP(return, "MADV_PAGEOUT did not swap the pages out");
 
 	query(a, NPAGES, 0, S, 0, P | S | WR | SD, { 0, 4, S | WR | SD },
@@ -3297,7 +3302,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_fix_uffd_wp_confusion, 60)
 	/* Both at once, on swap entries written since */
 	touch(a, 2);
 	touch(a, 3);
-	ASSERT_TRUE(swap_out(self->pidfd, a, NPAGES));
+	ASSERT_EQ(1, swap_out(self->pidfd, a, NPAGES));
 	query(a, NPAGES, 0, 0, 0, P | S | WR | SD, { 0, 2, S },
 	      { 2, 4, S | WR | SD }, { 4, 16, S });
 	sd_expect(a, MEMWATCH_CLEAR_SOFT_DIRTY | MEMWATCH_WP_MATCHING,
@@ -3491,7 +3496,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_fix_young_dirty_loss, 60)
 	__sd_reset(_metadata, self->pidfd, r.base, r.npages);
 	writes = __wr_race(_metadata, self->pidfd, r.base, r.npages);
 	ASSERT_GT(writes, 0);
-	swapped = have_swap() && swap_out(self->pidfd, r.base, r.npages);
+	swapped = have_swap() && swap_out(self->pidfd, r.base, r.npages) == 1;
 	TH_LOG("pages %sswapped out", swapped ? "" : "not ");
 	EXPECT_EQ(writes, race_sum(&r));
 	close(uffd);
