@@ -810,10 +810,10 @@ static int memwatch_test_vma(struct memwatch_walk *w,
 /*
  * Clear VM_SOFTDIRTY on [@start, @end), inside one VMA whose page table
  * entries there were all write-protected and cleaned under this hold of
- * the mmap write lock. The VMA is split as needed. If that fails (out of
- * memory, or max_map_count reached), VM_SOFTDIRTY stays set: every page
- * of the VMA keeps being reported soft-dirty, a false positive but never
- * a lost write.
+ * the mmap write lock. The VMA is split or merged as needed. If that fails
+ * (out of memory, or max_map_count reached), VM_SOFTDIRTY stays set: every
+ * page of the VMA keeps being reported soft-dirty, a false positive but
+ * never a lost write.
  */
 static void memwatch_clear_vma_softdirty(struct mm_struct *mm,
 					 unsigned long start,
@@ -838,6 +838,12 @@ static void memwatch_clear_vma_softdirty(struct mm_struct *mm,
 	vma = vma_modify_flags(&vmi, prev, vma, start, end, newflags);
 	if (IS_ERR(vma))
 		return;
+	/*
+	 * Merged with a soft-dirty neighbour, the VMA stays soft-dirty as a
+	 * whole (see vma_merge_existing_range()): a false positive here.
+	 */
+	if (vma->vm_start < start || vma->vm_end > end)
+		newflags |= vma->vm_flags & VM_SOFTDIRTY;
 	vma_start_write(vma);
 	vm_flags_reset(vma, newflags);
 	vma_set_page_prot(vma);
