@@ -1601,6 +1601,87 @@ TEST_F(memwatch, softdirty_mprotect_reproducer)
 	unmap_guarded(p, 2);
 }
 
+/*
+ * A merge must not drop VM_SOFTDIRTY. In a VM_SOFTDIRTY VMA, mprotect()
+ * gives write access without a fault to a page whose PTE is clean, as
+ * above. If that VMA then merged with clean neighbours and took their
+ * flags, the page would be written unseen: the churn test lost a write
+ * this way. Four pages: page @odd gets other flags, so that it stays a
+ * VMA of its own; after a clear, pages @sd and @sd + 1 become a
+ * VM_SOFTDIRTY VMA with page @w writable and clean; then page @odd gets
+ * the flags back and all four merge, with the VM_SOFTDIRTY VMA as prev
+ * (@odd 2) or as next (@odd 1). mprotect(), madvise() and mlock() each
+ * set the flags of the merged VMA themselves.
+ */
+enum { BY_MPROTECT, BY_MADVISE, BY_MLOCK };
+
+static void __set_odd(struct __test_metadata *_metadata, char *page, int how,
+		      bool odd)
+{
+	if (how == BY_MPROTECT)
+		ASSERT_EQ(0, mprotect(page, pagesize, odd ? PROT_READ :
+				      PROT_READ | PROT_WRITE));
+	if (how == BY_MADVISE)
+		ASSERT_EQ(0, madvise(page, pagesize, odd ? MADV_HUGEPAGE :
+				     MADV_NOHUGEPAGE));
+	if (how == BY_MLOCK)
+		ASSERT_EQ(0, odd ? mlock(page, pagesize) :
+			     munlock(page, pagesize));
+}
+
+static void __merge_softdirty(struct __test_metadata *_metadata, int pidfd,
+			      int how, int odd)
+{
+	int sd = odd == 2 ? 0 : 2;		/* first page of the VMA */
+	int fresh = odd == 2 ? 1 : 2;		/* mapped again into it */
+	int w = odd == 2 ? 0 : 3;		/* written, then clean */
+	const char *dirty = odd == 2 ? "11.." : "..11";
+	const char *exact = odd == 2 ? "1000" : "0001";
+	char *p = map_guarded(4), *q;
+
+	ASSERT_NE(NULL, p);
+	memset(p, 1, 4 * pagesize);
+	__set_odd(_metadata, p + odd * pagesize, how, true);
+	__sd_reset(_metadata, pidfd, p, 4);
+	q = mmap(p + fresh * pagesize, pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(p + fresh * pagesize, q);
+	ASSERT_EQ(0, madvise(p + sd * pagesize, 2 * pagesize,
+			     MADV_NOHUGEPAGE));
+	/* Not next to page @odd, which must stay clean */
+	ASSERT_EQ(0, mprotect(p + w * pagesize, pagesize, PROT_READ));
+	ASSERT_EQ(0, mprotect(p + w * pagesize, pagesize,
+			      PROT_READ | PROT_WRITE));
+	__sd_expect(_metadata, pidfd, p, 0, odd == 2 ? "1100" : "0011");
+
+	__set_odd(_metadata, p + odd * pagesize, how, false);
+	p[w * pagesize] = 2;
+	__sd_expect(_metadata, pidfd, p, 0, dirty);
+	/* Cleared as a whole, the merged VMA is exact again */
+	__sd_expect(_metadata, pidfd, p, MEMWATCH_CLEAR_SOFT_DIRTY, dirty);
+	p[w * pagesize] = 3;
+	__sd_expect(_metadata, pidfd, p, 0, exact);
+	unmap_guarded(p, 4);
+}
+
+TEST_F(memwatch, merge_keeps_softdirty_mprotect)
+{
+	__merge_softdirty(_metadata, self->pidfd, BY_MPROTECT, 2);
+	__merge_softdirty(_metadata, self->pidfd, BY_MPROTECT, 1);
+}
+
+TEST_F(memwatch, merge_keeps_softdirty_madvise)
+{
+	__merge_softdirty(_metadata, self->pidfd, BY_MADVISE, 2);
+	__merge_softdirty(_metadata, self->pidfd, BY_MADVISE, 1);
+}
+
+TEST_F(memwatch, merge_keeps_softdirty_mlock)
+{
+	__merge_softdirty(_metadata, self->pidfd, BY_MLOCK, 2);
+	__merge_softdirty(_metadata, self->pidfd, BY_MLOCK, 1);
+}
+
 /* munmap() and mmap() at the same address: the new pages are dirty */
 TEST_F(memwatch, munmap_mmap_same_address)
 {
@@ -1693,6 +1774,64 @@ TEST_F(memwatch, mremap_whole_page_table)
 		ASSERT_EQ(1, peek(dst, i));
 	free(map);
 	munmap(area, 4 * pmd);
+}
+
+/*
+ * The same move out of a VM_SOFTDIRTY VMA, whose entries the page table
+ * move keeps as they are (writable and clean after mprotect(), as in
+ * merge_keeps_softdirty_*), to where the moved VMA merges with a clean
+ * neighbour: the merged VMA must be soft-dirty. An anonymous VMA merges
+ * only with a part of the same mapping, so the neighbour is the first
+ * pages of the mapping, moved there first.
+ */
+TEST_F(memwatch, mremap_merge_keeps_softdirty)
+{
+	size_t pmd = read_pmd_pagesize(), n, i;
+	char *area, *src, *dst, *q, *map;
+
+	if (!pmd)
+		SKIP(return, "no PMD size");
+	n = pmd / pagesize;
+	area = mmap(NULL, 5 * pmd, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	src = (char *)(((uintptr_t)area + 4 * pagesize + pmd - 1) &
+		       ~(uintptr_t)(pmd - 1));
+	dst = src + 2 * pmd;
+	q = mmap(src - 4 * pagesize, pmd + 4 * pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(src - 4 * pagesize, q);
+	ASSERT_EQ(0, madvise(q, pmd + 4 * pagesize, MADV_NOHUGEPAGE));
+	for (i = 0; i < n; i++)
+		touch(src, i);
+	q = mremap(src - 4 * pagesize, 4 * pagesize, 4 * pagesize,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, dst - 4 * pagesize);
+	ASSERT_EQ(dst - 4 * pagesize, q);
+	__sd_reset(_metadata, self->pidfd, dst - 4 * pagesize, 4);
+	__sd_reset(_metadata, self->pidfd, src, n);
+
+	/* src becomes a VM_SOFTDIRTY VMA with writable, clean entries */
+	q = mmap(src + (n - 1) * pagesize, pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(src + (n - 1) * pagesize, q);
+	ASSERT_EQ(0, madvise(src, pmd, MADV_NOHUGEPAGE));
+	ASSERT_EQ(0, mprotect(src, pmd, PROT_READ));
+	ASSERT_EQ(0, mprotect(src, pmd, PROT_READ | PROT_WRITE));
+
+	q = mremap(src, pmd, pmd, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, q);
+	touch(dst, 0);
+	map = calloc(n, 1);
+	ASSERT_NE(NULL, map);
+	EXPECT_EQ(n, sd_scan(self->pidfd, dst, n, MEMWATCH_CLEAR_SOFT_DIRTY,
+			     map));
+	for (i = 0; i < n - 1; i++)
+		ASSERT_EQ(i ? 1 : 2, peek(dst, i));
+	touch(dst, 1);
+	EXPECT_EQ(1, sd_scan(self->pidfd, dst, n, 0, map));
+	EXPECT_EQ(1, map[1]);
+	free(map);
+	munmap(area, 5 * pmd);
 }
 
 /*
