@@ -503,6 +503,31 @@ static bool all_zero(const char *p)
 	return true;
 }
 
+/* Print the target's VMA holding addr, with its VmFlags ("sd": soft-dirty) */
+static void show_vma(uintptr_t addr)
+{
+	unsigned long start, end;
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", tpid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			found = start <= addr && addr < end;
+			if (found)
+				printf("#   vma %s", line);
+		} else if (found && !strncmp(line, "VmFlags:", 8)) {
+			printf("#   %s", line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
 static void show_lost(uintptr_t addr, const char *mem, const char *old)
 {
 	const uint64_t *m = (const uint64_t *)mem, *o = (const uint64_t *)old;
@@ -525,6 +550,7 @@ static void show_lost(uintptr_t addr, const char *mem, const char *old)
 	       addr, addr - (uintptr_t)region, i,
 	       (unsigned long long)m[i], (unsigned long long)o[i], n,
 	       n > 0 ? r.categories : 0ULL);
+	show_vma(addr);
 }
 
 /* Park the target, run a final round, compare every mapped page */
