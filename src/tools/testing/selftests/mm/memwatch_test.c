@@ -1738,6 +1738,23 @@ TEST_F(memwatch, mremap_moved)
 }
 
 /*
+ * Reserve PMD_WINDOW PMDs of PROT_NONE address space at *area, and return
+ * the PMD-aligned address in it with room for three PMDs after it and at
+ * least four pages before it; NULL if mmap() failed.
+ */
+#define PMD_WINDOW	5
+
+static char *pmd_window(size_t pmd, char **area)
+{
+	*area = mmap(NULL, PMD_WINDOW * pmd, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*area == MAP_FAILED)
+		return NULL;
+	return (char *)(((uintptr_t)*area + 4 * pagesize + pmd - 1) &
+			~(uintptr_t)(pmd - 1));
+}
+
+/*
  * mremap() of a whole page table, with source and destination aligned to
  * the PMD size, moves the table rather than its entries: the moved pages
  * must still be soft-dirty at their new address. The churn stress test
@@ -1751,10 +1768,8 @@ TEST_F(memwatch, mremap_whole_page_table)
 	if (!pmd)
 		SKIP(return, "no PMD size");
 	n = pmd / pagesize;
-	area = mmap(NULL, 4 * pmd, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, area);
-	src = (char *)(((uintptr_t)area + pmd - 1) & ~(pmd - 1));
+	src = pmd_window(pmd, &area);
+	ASSERT_NE(NULL, src);
 	dst = src + 2 * pmd;
 	q = mmap(src, pmd, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -1773,7 +1788,7 @@ TEST_F(memwatch, mremap_whole_page_table)
 	for (i = 0; i < n; i++)
 		ASSERT_EQ(1, peek(dst, i));
 	free(map);
-	munmap(area, 4 * pmd);
+	munmap(area, PMD_WINDOW * pmd);
 }
 
 /*
@@ -1792,11 +1807,8 @@ TEST_F(memwatch, mremap_merge_keeps_softdirty)
 	if (!pmd)
 		SKIP(return, "no PMD size");
 	n = pmd / pagesize;
-	area = mmap(NULL, 5 * pmd, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, area);
-	src = (char *)(((uintptr_t)area + 4 * pagesize + pmd - 1) &
-		       ~(uintptr_t)(pmd - 1));
+	src = pmd_window(pmd, &area);
+	ASSERT_NE(NULL, src);
 	dst = src + 2 * pmd;
 	q = mmap(src - 4 * pagesize, pmd + 4 * pagesize, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -1831,7 +1843,7 @@ TEST_F(memwatch, mremap_merge_keeps_softdirty)
 	EXPECT_EQ(1, sd_scan(self->pidfd, dst, n, 0, map));
 	EXPECT_EQ(1, map[1]);
 	free(map);
-	munmap(area, 5 * pmd);
+	munmap(area, PMD_WINDOW * pmd);
 }
 
 /*
