@@ -1605,9 +1605,9 @@ TEST_F(memwatch, softdirty_mprotect_reproducer)
  * A merge must not drop VM_SOFTDIRTY. In a VM_SOFTDIRTY VMA, mprotect()
  * gives write access without a fault to a page whose PTE is clean, as
  * above. If that VMA then merged with clean neighbours and took their
- * flags, the page would be written unseen: the churn test lost a write
- * this way. Four pages: page @odd gets other flags, so that it stays a
- * VMA of its own; after a clear, pages @sd and @sd + 1 become a
+ * flags, the page would be written unseen, which fits the one write the
+ * churn test lost. Four pages: page @odd gets other flags, so that it
+ * stays a VMA of its own; after a clear, pages @sd and @sd + 1 become a
  * VM_SOFTDIRTY VMA with page @w writable and clean; then page @odd gets
  * the flags back and all four merge, with the VM_SOFTDIRTY VMA as prev
  * (@odd 2) or as next (@odd 1). mprotect(), madvise() and mlock() each
@@ -1758,7 +1758,7 @@ static char *pmd_window(size_t pmd, char **area)
  * mremap() of a whole page table, with source and destination aligned to
  * the PMD size, moves the table rather than its entries: the moved pages
  * must still be soft-dirty at their new address. The churn stress test
- * found that they were not; the first patch of the series fixes it.
+ * found that they were not; the mremap patch of the series fixes it.
  */
 TEST_F(memwatch, mremap_whole_page_table)
 {
