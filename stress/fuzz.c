@@ -10,7 +10,16 @@
  * non-zero tails, above a page), masks with unknown bits, and an arg and
  * vec that are valid, NULL, unmapped, read-only, kernel addresses, inside
  * the range being scanned, overlapping a guard page, or unmapped by
- * another thread during the call.
+ * another thread during the call.  Half of the clearing calls use a
+ * filter a user would (CRIU's inverted FILE | PFNZERO, SOFT_DIRTY with
+ * SWAPPED, PRESENT, FILE or HUGE, anyof combinations, clean pages, a
+ * mask that matches nothing), with random inversions on top; the others
+ * draw each mask at random.  The arena the self-addressed calls walk has
+ * private anonymous memory with THPs, read-only, PROT_NONE and unmapped
+ * parts, shared memory (MAP_SHARED | MAP_ANONYMOUS and a memfd) and a
+ * private 2 MiB hugetlb page (when one can be had).  Masks with known
+ * bits only never change the predicted errno: the check order puts them
+ * before the pidfd, and only unknown bits fail there.
  *
  * Properties (one TAP line each):
  * 1. every failure has an errno of the documented set;
@@ -40,6 +49,8 @@
 
 #define PAGE		4096UL
 #define ARENA_SIZE	(16UL << 20)
+#define HPAGE		(2UL << 20)
+#define SHM_HALF	(512UL << 10)	/* memfd, then shared anonymous */
 #define VEC_ENTRIES	64
 #define KNOWN_CATS	0xffULL
 #define KNOWN_FLAGS	(MEMWATCH_CLEAR_SOFT_DIRTY | MEMWATCH_WP_MATCHING | \
@@ -65,11 +76,12 @@ static int verbose;
 static uint64_t user_top;	/* TASK_SIZE_MAX + PAGE: TOP47 or TOP56 */
 static volatile const char *cur_desc = "";
 static atomic_int stop_victim;
+static bool have_hugetlb;
 
 /* results: index 0 is success, else errno */
 static uint64_t hist[4096];
 static uint64_t bad_errno, order_checked, order_bad, success_checked,
-		success_bad, arg_written, worst_ns;
+		success_bad, arg_written, worst_ns, filtered;
 
 static bool documented(int e)
 {
@@ -156,10 +168,13 @@ static int setup(void)
 	static pid_t tid;
 	int p[2], fd;
 	pid_t pid;
-	char *g;
+	char *g, *shm;
 
-	arena = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE,
+	/* 2 MiB aligned, for its THPs and its hugetlb page */
+	arena = mmap(NULL, ARENA_SIZE + HPAGE, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (arena != MAP_FAILED)
+		arena = (char *)(((uintptr_t)arena + HPAGE - 1) & ~(HPAGE - 1));
 	/*
 	 * arg page + guard, read-only page + guard, vec page + guard,
 	 * 4 victim pages, guard
@@ -189,6 +204,31 @@ static int setup(void)
 	mprotect(arena + (8UL << 20), 1UL << 20, PROT_READ);
 	mprotect(arena + (10UL << 20), 1UL << 20, PROT_NONE);
 	munmap(arena + (12UL << 20), 1UL << 20);
+	/*
+	 * Shared memory at 13 MiB (a memfd, then MAP_SHARED | MAP_ANONYMOUS),
+	 * some pages read, some written; a private hugetlb page at 14 MiB.
+	 */
+	shm = arena + (13UL << 20);
+	fd = memfd_create("fuzz-shm", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, SHM_HALF) ||
+	    mmap(shm, SHM_HALF, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
+	    mmap(shm + SHM_HALF, SHM_HALF, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return -1;
+	close(fd);
+	for (fd = 0; fd < (int)(2 * SHM_HALF / PAGE); fd += 2)
+		shm[fd * PAGE] = 1;
+	for (fd = 1; fd < (int)(2 * SHM_HALF / PAGE); fd += 4)
+		(void)*(volatile char *)&shm[fd * PAGE];
+	if (mmap(arena + (14UL << 20), HPAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED, -1, 0) ==
+	    MAP_FAILED) {
+		printf("# no hugetlb page in the arena: %s\n", strerror(errno));
+	} else {
+		arena[14UL << 20] = 1;	/* reserved at mmap() */
+		have_hugetlb = true;
+	}
 
 	pidfds[PK_SELF] = sys_pidfd_open(getpid(), 0);
 	if (pthread_create(&t, NULL, idle_thread, &tid))
@@ -256,6 +296,39 @@ static uint64_t pick_end(uint64_t start)
 	case 9: return start + 1 + rnd_below(&s, 3 * PAGE);
 	default: return start + rnd_below(&s, ARENA_SIZE + PAGE);
 	}
+}
+
+/* The filters users pass (see churn.c), before random inversions */
+static const uint64_t filters[][3] = {	/* inverted, mask, anyof */
+	{ 0, SD, 0 },
+	{ PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_FILE | PAGE_IS_PFNZERO, 0 },
+	{ PAGE_IS_FILE | PAGE_IS_PFNZERO, PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	  PAGE_IS_PRESENT | PAGE_IS_SWAPPED },
+	{ 0, SD | PAGE_IS_SWAPPED, 0 },
+	{ 0, SD | PAGE_IS_PRESENT, 0 },
+	{ PAGE_IS_PRESENT, SD | PAGE_IS_PRESENT, 0 },
+	{ 0, SD | PAGE_IS_FILE, 0 },
+	{ PAGE_IS_FILE, SD | PAGE_IS_FILE, 0 },
+	{ 0, SD | PAGE_IS_HUGE, 0 },
+	{ PAGE_IS_HUGE, SD | PAGE_IS_HUGE, 0 },
+	{ 0, SD, PAGE_IS_SWAPPED | PAGE_IS_PFNZERO },
+	{ 0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED },
+	{ SD, SD, 0 },
+	{ 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, 0 },
+};
+
+#define NR_FILTERS	(sizeof(filters) / sizeof(filters[0]))
+
+/* A user's filter, sometimes with random known bits inverted */
+static void pick_filter(struct memwatch_arg *a)
+{
+	const uint64_t *f = filters[rnd_below(&s, NR_FILTERS)];
+
+	a->category_inverted = f[0];
+	a->category_mask = f[1];
+	a->category_anyof_mask = f[2];
+	if (!rnd_below(&s, 4))
+		a->category_inverted ^= rnd_next(&s) & KNOWN_CATS;
 }
 
 static uint64_t pick_mask(void)
@@ -327,7 +400,8 @@ int main(int argc, char **argv)
 			munmap(hi, PAGE);
 		}
 	}
-	printf("# user address space: %d bits\n", user_top == TOP56 ? 56 : 47);
+	printf("# user address space: %d bits, %s hugetlb page\n",
+	       user_top == TOP56 ? 56 : 47, have_hugetlb ? "a" : "no");
 
 	for (i = 0; i < ncalls; i++) {
 		struct memwatch_arg a = { 0 }, before;
@@ -363,9 +437,14 @@ int main(int argc, char **argv)
 		a.walk_end = 0xdeadbeef;
 		a.max_pages = rnd_below(&s, 3) ? 0 : rnd_below(&s, 3) ?
 			      1 + rnd_below(&s, 100) : rnd_next(&s);
-		a.category_inverted = pick_mask();
-		a.category_mask = pick_mask();
-		a.category_anyof_mask = pick_mask();
+		if ((flags & MEMWATCH_CLEAR_SOFT_DIRTY) && rnd_below(&s, 2)) {
+			pick_filter(&a);
+			filtered++;
+		} else {
+			a.category_inverted = pick_mask();
+			a.category_mask = pick_mask();
+			a.category_anyof_mask = pick_mask();
+		}
 		a.return_mask = rnd_below(&s, 4) ? KNOWN_CATS : pick_mask();
 
 		switch (rnd_below(&s, 10)) {
@@ -572,7 +651,9 @@ int main(int argc, char **argv)
 		if (hist[e])
 			printf(" %s=%llu", e ? strerrorname_np(e) : "success",
 			       (unsigned long long)hist[e]);
-	printf("\n# worst call %.3f ms\n", worst_ns / 1e6);
+	printf("\n# clearing calls with a user's filter: %llu\n",
+	       (unsigned long long)filtered);
+	printf("# worst call %.3f ms\n", worst_ns / 1e6);
 	tap_result(!bad_errno, "fuzz: %llu calls, every errno documented "
 		   "(%llu undocumented)", (unsigned long long)ncalls,
 		   (unsigned long long)bad_errno);
