@@ -10,7 +10,10 @@
  * left out, with the reason printed, when no hugetlb page can be had).
  * Writer threads store unique sequence numbers into random pages of every
  * kind (from user space and through pread(2), a kernel write) and read
- * others (read faults map pages clean). Churn threads munmap and re-mmap,
+ * others (read faults map pages clean); one burst in 256 goes to a
+ * hugetlb page, else each huge page, one soft-dirty unit for 512 small
+ * pages, would be written again within milliseconds of every clear and a
+ * lost move could never be seen.  Churn threads munmap and re-mmap,
  * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) between slots of the same kind
  * (whole PMD-aligned 2 MiB moves and small unaligned ones; hugetlb moves
  * one or two whole huge pages), mprotect RO and back, discard
@@ -219,6 +222,7 @@ static void *writer(void *arg)
 {
 	uint64_t s = seed ^ (uintptr_t)arg * 0x9E3779B97F4A7C15ULL;
 	uint64_t npages = nslots * SLOT_SIZE / PAGE;
+	uint64_t npages_small = (NPRIV + NSHARED) * SLOT_SIZE / PAGE;
 	char name[16];
 	int fd;
 
@@ -227,9 +231,14 @@ static void *writer(void *arg)
 	if (fd < 0)
 		abort();
 	while (!atomic_load(&ctl->stop)) {
-		uint64_t page = rnd_below(&s, npages);
+		uint64_t page = rnd_below(&s, npages_small);
 		int burst = 1 + rnd_below(&s, 8);
 
+		/* hugetlb: sparse, see the comment above */
+		if (npages > npages_small && !rnd_below(&s, 256)) {
+			page = npages_small + rnd_below(&s, npages - npages_small);
+			burst = 1;
+		}
 		pause_point();
 		/* a burst of writes to neighbouring pages, often in one THP */
 		while (burst--) {
@@ -237,7 +246,8 @@ static void *writer(void *arg)
 			volatile uint64_t *p;
 			int how = rnd_below(&s, 16);	/* 0 kernel, 1 read */
 
-			page = (page + rnd_below(&s, 4)) % npages;
+			if (page < npages_small)
+				page = (page + rnd_below(&s, 4)) % npages_small;
 			p = (uint64_t *)(region + page * PAGE) +
 			    rnd_below(&s, PAGE / 8);
 			if (!how && pwrite(fd, &v, 8, 0) != 8)
