@@ -29,8 +29,9 @@
  *    [start, end rounded up], and sorted, non-empty regions inside
  *    [start, walk_end) whose categories are within return_mask;
  * 4. no field of *arg but walk_end is ever written;
- * 5. no call hangs (a 60 s alarm per call; the worst call time is
- *    printed).
+ * 5. no call hangs (a 60 s alarm per call, and a watchdog thread for a
+ *    call that loops in the kernel and never returns to take the alarm;
+ *    either prints the call; the worst call time is printed).
  * A histogram of the results is printed.  Kernel reports are caught by
  * checks/kernel-log on the console log.
  *
@@ -93,13 +94,39 @@ static bool documented(int e)
 	return false;
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "not ok 5 fuzz: a call hung for 60 s\n";
+/* The call being made, for the watchdog */
+static char call_desc[512];
+static atomic_ullong call_t0;
 
-	if (write(1, msg, sizeof(msg) - 1) < 0)
+static void hung(void)
+{
+	static const char msg[] = "not ok 5 fuzz: a call hung for 60 s: ";
+
+	if (write(1, msg, sizeof(msg) - 1) < 0 ||
+	    write(1, call_desc, strlen(call_desc)) < 0)
 		_exit(1);
 	_exit(1);
+}
+
+static void on_alarm(int sig)
+{
+	hung();
+}
+
+/*
+ * A call that loops in the kernel checking only for fatal signals never
+ * returns to take SIGALRM: from another thread, _exit() kills it.
+ */
+static void *watchdog_thread(void *unused)
+{
+	for (;;) {
+		uint64_t t0 = atomic_load(&call_t0);
+
+		if (t0 && now_ns() - t0 > 60000000000ULL)
+			hung();
+		sleep(1);
+	}
+	return NULL;
 }
 
 /* Maps and unmaps the "victim" pages, used as a vec during calls */
@@ -388,6 +415,15 @@ int main(int argc, char **argv)
 		return tap_exit();
 	}
 	sigaction(SIGALRM, &sa, NULL);
+	{
+		pthread_t wd;
+
+		if (pthread_create(&wd, NULL, watchdog_thread, NULL)) {
+			for (i = 0; i < 5; i++)
+				tap_result(false, "fuzz: no watchdog");
+			return tap_exit();
+		}
+	}
 	/* the task size: 56 bits when a hint above 47 bits can be mapped */
 	user_top = TOP47;
 	{
@@ -586,17 +622,24 @@ int main(int argc, char **argv)
 		}
 
 		cur_desc = pk_names[pk];
+		snprintf(call_desc, sizeof(call_desc), "call %llu: pidfd %s "
+			 "flags %#x size %zu arg %p start %#llx end %#llx "
+			 "vec %#llx len %#llx max_pages %#llx inverted %#llx "
+			 "mask %#llx anyof %#llx return %#llx (arena %p)\n",
+			 (unsigned long long)i, pk_names[pk], flags, size,
+			 argp, a.start, a.end, a.vec, a.vec_len, a.max_pages,
+			 a.category_inverted, a.category_mask,
+			 a.category_anyof_mask, a.return_mask, arena);
 		if (verbose)
-			printf("# call %llu: pidfd %s flags %#x size %zu arg %p "
-			       "start %#llx end %#llx vec %#llx len %#llx\n",
-			       (unsigned long long)i, pk_names[pk], flags, size,
-			       argp, a.start, a.end, a.vec, a.vec_len);
+			printf("# %s", call_desc);
 		alarm(60);
 		t0 = now_ns();
+		atomic_store(&call_t0, t0);
 		ret = process_memwatch(pidfds[pk], (struct memwatch_arg *)argp,
 				       size, flags);
 		e = ret < 0 ? errno : 0;
 		t = now_ns() - t0;
+		atomic_store(&call_t0, 0);
 		alarm(0);
 		if (t > worst_ns)
 			worst_ns = t;
