@@ -88,8 +88,9 @@ struct memwatch_arg {
  *	is reported but never cleared. The call never splits or merges VMAs:
  *	in a VMA with VM_SOFTDIRTY it first makes every entry of the whole VMA
  *	soft-dirty, then clears the flag on the whole VMA under the mmap write
- *	lock; the VMA's holes then read as not soft-dirty, which loses no
- *	write, since a hole has no content of its own and filling it faults.
+ *	lock; the holes of that VMA that the call did not report then read
+ *	as not soft-dirty, which loses no write: a hole has no content
+ *	written through the mapping, and the write that fills it faults.
  * MEMWATCH_WP_MATCHING: write-protect every matching page that lies in a
  *	range registered for asynchronous userfaultfd write-protection, as
  *	PAGEMAP_SCAN's PM_SCAN_WP_MATCHING does.
