@@ -4241,6 +4241,227 @@ TEST_F(memwatch, pagemap_scan_fix_pmd_hole_written)
 	free(one);
 }
 
+/* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
+
+#define ALL_CATS	(PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | \
+			 PAGE_IS_PFNZERO | SD)
+#define CAT_REPORTED	BIT_ULL(63)	/* in cats[]: the page was reported */
+
+/*
+ * As __mw_scan(), with the masks of m and ALL_CATS returned: cats[i] is
+ * CAT_REPORTED with the categories reported for page i, or 0 when page i
+ * was not reported.  Returns the number of reported pages.
+ */
+static long __cats_scan(struct __test_metadata *_metadata, int pidfd,
+			char *addr, size_t npages, const struct mw_masks *m,
+			unsigned int flags, uint64_t *cats)
+{
+	uint64_t pos = (uintptr_t)addr, end = PG(addr, npages), a;
+	struct page_region vec[SCAN_VEC];
+	struct memwatch_arg arg;
+	long total = 0, ret, i;
+
+	memset(cats, 0, npages * sizeof(*cats));
+	while (pos < end) {
+		mw_init(&arg, (void *)(uintptr_t)pos, end - pos, vec, SCAN_VEC);
+		arg.category_inverted = m->inverted;
+		arg.category_mask = m->mask;
+		arg.category_anyof_mask = m->anyof;
+		arg.return_mask = ALL_CATS;
+		ret = process_memwatch(pidfd, &arg, sizeof(arg), flags);
+		ASSERT_GE(ret, 0) {
+			TH_LOG("process_memwatch: %s", strerror(errno));
+		}
+		ASSERT_LE(ret, SCAN_VEC);
+		ASSERT_GT(arg.walk_end, pos);
+		ASSERT_LE(arg.walk_end, end);
+		if (ret < SCAN_VEC)
+			ASSERT_EQ(end, arg.walk_end);
+		for (i = 0; i < ret; i++) {
+			ASSERT_GE(vec[i].start, pos);
+			ASSERT_LE(vec[i].end, arg.walk_end);
+			for (a = vec[i].start; a < vec[i].end; a += pagesize) {
+				ASSERT_EQ(0, cats[(a - (uintptr_t)addr) / pagesize]);
+				cats[(a - (uintptr_t)addr) / pagesize] =
+					CAT_REPORTED | vec[i].categories;
+				total++;
+			}
+		}
+		pos = arg.walk_end;
+	}
+	return total;
+}
+
+/* Masks that a clearing call may use, and what each selects */
+static const struct mw_masks criu_masks = {	/* CRIU's pre-dump */
+	.inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	.mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	.anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+};
+
+static const struct mw_masks none_masks = {	/* matches no page */
+	.mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+};
+
+/*
+ * Check the soft-dirty state of n pages at addr against expect, as
+ * __sd_expect() does, naming what is checked in the failure message.
+ */
+static void __sd_expect_what(struct __test_metadata *_metadata, int pidfd,
+			     char *addr, const char *expect, const char *what)
+{
+	size_t i, n = strlen(expect);
+	char *map, *got;
+	bool ok = true;
+
+	map = malloc(n);
+	got = malloc(n + 1);
+	ASSERT_NE(NULL, map);
+	ASSERT_NE(NULL, got);
+	sd_scan(pidfd, addr, n, 0, map);
+	for (i = 0; i < n; i++) {
+		got[i] = map[i] ? '1' : '0';
+		if (expect[i] != '.' && expect[i] != got[i])
+			ok = false;
+	}
+	got[n] = '\0';
+	EXPECT_TRUE(ok) {
+		TH_LOG("%s: soft-dirty pages: expected %s, reported %s",
+		       what, expect, got);
+	}
+	free(map);
+	free(got);
+}
+
+/*
+ * A clearing call changes the tracking state of exactly the pages it
+ * reports, whatever its masks.  Hildenbrand's sequence leaves page 0
+ * writable and clean in a VM_SOFTDIRTY VMA; a clearing call whose masks do
+ * not select page 0 must not clear VM_SOFTDIRTY under it, or the next
+ * write to it is made without a fault and never reported.
+ */
+TEST_F(memwatch, filtered_clear_vm_softdirty_mprotect)
+{
+	static const struct {
+		const char *what;
+		struct mw_masks m;
+		long reported;		/* page 1 is a hole, never written */
+	} cases[] = {
+		{ "mask SOFT_DIRTY|SWAPPED",
+		  { .mask = SD | PAGE_IS_SWAPPED }, 0 },
+		{ "anyof SWAPPED|PFNZERO",
+		  { .anyof = PAGE_IS_SWAPPED | PAGE_IS_PFNZERO }, 0 },
+		{ "mask SOFT_DIRTY, anyof SWAPPED|FILE",
+		  { .mask = SD, .anyof = PAGE_IS_SWAPPED | PAGE_IS_FILE }, 0 },
+		{ "mask PRESENT|SWAPPED",
+		  { .mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED }, 0 },
+		{ "inverted PRESENT, mask PRESENT|SOFT_DIRTY",
+		  { .inverted = PAGE_IS_PRESENT,
+		    .mask = PAGE_IS_PRESENT | SD }, 1 },
+	};
+	uint64_t cats[2];
+	char *p, *q, what[128];
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(cases); k++) {
+		p = map_guarded(2);
+		ASSERT_NE(NULL, p);
+		memset(p, 1, 2 * pagesize);
+		__sd_reset(_metadata, self->pidfd, p, 2);
+		q = mmap(p + pagesize, pagesize, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		ASSERT_EQ(p + pagesize, q);
+		madvise(p, 2 * pagesize, MADV_NOHUGEPAGE);
+		ASSERT_EQ(0, mprotect(p, 2 * pagesize, PROT_READ));
+		ASSERT_EQ(0, mprotect(p, 2 * pagesize,
+				      PROT_READ | PROT_WRITE));
+
+		EXPECT_EQ(cases[k].reported,
+			  __cats_scan(_metadata, self->pidfd, p, 2,
+				      &cases[k].m, MEMWATCH_CLEAR_SOFT_DIRTY,
+				      cats)) {
+			TH_LOG("%s: page categories %#llx %#llx", cases[k].what,
+			       (unsigned long long)cats[0],
+			       (unsigned long long)cats[1]);
+		}
+		/* Not selected: still soft-dirty, and a write is seen */
+		snprintf(what, sizeof(what), "%s, not written", cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1.", what);
+		p[0] = 2;
+		snprintf(what, sizeof(what), "%s, page 0 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1.", what);
+		EXPECT_EQ(2, peek(p, 0));
+		unmap_guarded(p, 2);
+	}
+}
+
+/*
+ * The same with CRIU's filter on a read-faulted MAP_SHARED | MAP_ANONYMOUS
+ * mapping: its shmem pages are FILE, nothing matches, and the read faults
+ * mapped them writable (no write-notify while the VMA is VM_SOFTDIRTY).
+ * A page the call did not report keeps its soft-dirty state, and a write
+ * after the call is reported.
+ */
+TEST_F(memwatch, filtered_clear_shared_anon)
+{
+	static const struct mw_masks anyof_sp = {
+		.anyof = PAGE_IS_SWAPPED | PAGE_IS_PFNZERO,
+	};
+	static const struct mw_masks sd_swapped = {
+		.mask = SD | PAGE_IS_SWAPPED,
+	};
+	static const struct {
+		const char *what;
+		const struct mw_masks *m;
+	} cases[] = {
+		{ "CRIU: inverted FILE|PFNZERO, anyof PRESENT|SWAPPED",
+		  &criu_masks },
+		{ "anyof SWAPPED|PFNZERO", &anyof_sp },
+		{ "mask PRESENT|SWAPPED", &none_masks },
+		{ "mask SOFT_DIRTY|SWAPPED", &sd_swapped },
+	};
+	const struct mw_masks *m;
+	uint64_t cats[4];
+	char what[128], *area, *p;
+	size_t k, i;
+
+	for (k = 0; k < ARRAY_SIZE(cases); k++) {
+		m = cases[k].m;
+		area = mmap(NULL, 6 * pagesize, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, area);
+		p = mmap(area + pagesize, 4 * pagesize, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		ASSERT_EQ(area + pagesize, p);
+		for (i = 0; i < 4; i++)
+			EXPECT_EQ(0, peek(p, i));
+
+		EXPECT_EQ(0, __cats_scan(_metadata, self->pidfd, p, 4, m,
+					 MEMWATCH_CLEAR_SOFT_DIRTY, cats)) {
+			TH_LOG("%s: reported %#llx %#llx %#llx %#llx",
+			       cases[k].what, (unsigned long long)cats[0],
+			       (unsigned long long)cats[1],
+			       (unsigned long long)cats[2],
+			       (unsigned long long)cats[3]);
+		}
+		snprintf(what, sizeof(what), "%s, not written", cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1111", what);
+		touch(p, 0);
+		touch(p, 2);
+		snprintf(what, sizeof(what), "%s, pages 0 and 2 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1111", what);
+		/* Cleared as a whole, exact again */
+		__sd_reset(_metadata, self->pidfd, p, 4);
+		touch(p, 3);
+		snprintf(what, sizeof(what), "%s, then cleared, page 3 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "0001", what);
+		munmap(area, 6 * pagesize);
+	}
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
