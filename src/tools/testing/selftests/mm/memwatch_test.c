@@ -4462,6 +4462,67 @@ TEST_F(memwatch, filtered_clear_shared_anon)
 	}
 }
 
+/*
+ * Private hugetlb pages cleared, then moved by mremap(), are reported at
+ * their new address, as PTEs and whole page tables are (mremap_moved,
+ * mremap_whole_page_table).  @written: both huge pages written; otherwise
+ * the first is only read (mapped read-only, clean).
+ */
+static void __hugetlb_mremap(struct __test_metadata *_metadata, int pidfd,
+			     bool written)
+{
+	size_t hp = 2UL << 20, n = 2 * hp / pagesize;
+	char *p, *area, *dst, *q, *map;
+
+	p = hugetlb_map(2 * hp, 21, false);
+	if (!p)
+		SKIP(return, "no two free 2 MiB hugetlb pages");
+	area = mmap(NULL, 4 * hp, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	dst = (char *)(((uintptr_t)area + hp - 1) & ~(uintptr_t)(hp - 1));
+	map = malloc(n);
+	ASSERT_NE(NULL, map);
+
+	if (written)
+		touch(p, 0);
+	else
+		ASSERT_EQ(0, peek(p, 0));
+	touch(p, hp / pagesize);
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, p, n, map,
+				MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(0, __hp_dirty(_metadata, pidfd, p, n, map, 0));
+
+	q = mremap(p, 2 * hp, 2 * hp, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, q) {
+		TH_LOG("mremap: %s", strerror(errno));
+	}
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, dst, n, map, 0)) {
+		TH_LOG("huge pages %s, cleared, moved: not reported",
+		       written ? "written" : "read and written");
+	}
+	EXPECT_EQ(written ? 1 : 0, peek(dst, 0));
+	EXPECT_EQ(1, peek(dst, hp / pagesize));
+	/* Exact again after a clear at the new address */
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, dst, n, map,
+				MEMWATCH_CLEAR_SOFT_DIRTY));
+	touch(dst, hp / pagesize + 3);
+	EXPECT_EQ(2, __hp_dirty(_metadata, pidfd, dst, n, map, 0));
+	free(map);
+	munmap(dst, 2 * hp);
+	munmap(area, 4 * hp);
+}
+
+TEST_F_TIMEOUT(memwatch, hugetlb_mremap_written, 60)
+{
+	__hugetlb_mremap(_metadata, self->pidfd, true);
+}
+
+TEST_F_TIMEOUT(memwatch, hugetlb_mremap_read_faulted, 60)
+{
+	__hugetlb_mremap(_metadata, self->pidfd, false);
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
