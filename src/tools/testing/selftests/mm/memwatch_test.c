@@ -4523,6 +4523,234 @@ TEST_F_TIMEOUT(memwatch, hugetlb_mremap_read_faulted, 60)
 	__hugetlb_mremap(_metadata, self->pidfd, false);
 }
 
+/*
+ * A clear never splits or merges the target's VMAs.  The target is a child
+ * addressed by its pidfd: it maps @maps mappings of @n pages of a
+ * fixture's kind, each between PROT_NONE pages, writes them, sends the
+ * address of the first and then runs commands of two bytes, an operation
+ * and a page index, answering each with a struct target_reply:
+ *   'w' page	write page of the first mapping
+ *   'b'	the number of its VMAs and the bounds of the first mapping's
+ *   'm'	mremap() the first mapping to twice its size, MREMAP_MAYMOVE
+ *		(ret: 0 or -errno)
+ *   'q'	exit
+ */
+#define LAYOUT_PAGES	64
+#define LAYOUT_MAPS	32
+
+struct target {
+	int sk;
+	pid_t pid;
+	int pidfd;
+	char *addr;
+};
+
+struct target_reply {
+	int64_t ret;
+	uint64_t start, end;
+};
+
+/* A mapping of @kind at addr (MAP_FIXED), at off in fd, or NULL */
+static char *map_kind_at(char *addr, enum kind kind, bool shared, int fd,
+			 off_t off, size_t len)
+{
+	int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED;
+	char *p;
+
+	if (kind == ANON_PRIVATE || kind == ANON_SHARED) {
+		flags |= MAP_ANONYMOUS;
+		fd = -1;
+	}
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, off);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+static void target_loop(int sk, enum kind kind, bool shared, int fd,
+			size_t n, size_t maps)
+{
+	struct target_reply r;
+	uintptr_t start, end;
+	char *area, *p, *q;
+	unsigned char cmd[2];
+	size_t i;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	area = mmap(NULL, (maps * (n + 1) + 1) * pagesize, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		_exit(1);
+	for (i = 0; i < maps; i++) {
+		p = map_kind_at(area + (1 + i * (n + 1)) * pagesize, kind,
+				shared, fd, 0, n * pagesize);
+		if (!p)
+			_exit(1);
+		memset(p, 1, n * pagesize);
+	}
+	p = area + pagesize;
+	vma_bounds(p, &start, &end);	/* let stdio allocate */
+	if (send(sk, &p, sizeof(p), 0) != sizeof(p))
+		_exit(1);
+	while (recv(sk, cmd, sizeof(cmd), MSG_WAITALL) == sizeof(cmd)) {
+		memset(&r, 0, sizeof(r));
+		switch (cmd[0]) {
+		case 'w':
+			touch(p, cmd[1]);
+			break;
+		case 'b':
+			r.ret = vma_bounds(p, &start, &end);
+			r.start = start;
+			r.end = end;
+			break;
+		case 'm':
+			q = mremap(p, n * pagesize, 2 * n * pagesize,
+				   MREMAP_MAYMOVE);
+			if (q == MAP_FAILED) {
+				r.ret = -errno;
+			} else {
+				p = q;
+				r.start = (uintptr_t)q;
+			}
+			break;
+		default:
+			_exit(0);
+		}
+		if (send(sk, &r, sizeof(r), 0) != sizeof(r))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void __target_start(struct __test_metadata *_metadata,
+			   struct target *t, enum kind k, bool shared,
+			   int fd, size_t n, size_t maps)
+{
+	int sk[2];
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
+	t->pid = fork();
+	ASSERT_GE(t->pid, 0);
+	if (t->pid == 0) {
+		close(sk[0]);
+		target_loop(sk[1], k, shared, fd, n, maps);
+	}
+	close(sk[1]);
+	t->sk = sk[0];
+	ASSERT_EQ(sizeof(t->addr), recv(t->sk, &t->addr, sizeof(t->addr),
+					MSG_WAITALL));
+	t->pidfd = sys_pidfd_open(t->pid, 0);
+	ASSERT_GE(t->pidfd, 0);
+}
+
+static void __target_cmd(struct __test_metadata *_metadata, struct target *t,
+			 char op, unsigned int page, struct target_reply *r)
+{
+	unsigned char cmd[2] = { op, page };
+
+	ASSERT_EQ(sizeof(cmd), send(t->sk, cmd, sizeof(cmd), 0));
+	ASSERT_EQ(sizeof(*r), recv(t->sk, r, sizeof(*r), MSG_WAITALL));
+}
+
+static void __target_end(struct __test_metadata *_metadata, struct target *t)
+{
+	int status;
+
+	send(t->sk, "q", 2, 0);
+	ASSERT_EQ(t->pid, waitpid(t->pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(t->pidfd);
+	close(t->sk);
+}
+
+/*
+ * A sub-range clear of a fresh mapping: the target's VMA keeps its bounds,
+ * its own mremap() of the whole mapping still works, and GetWriteWatch's
+ * precision holds: the cleared pages are not reported again until written,
+ * every other written page still is.
+ */
+TEST_F(kind, subrange_clear_no_vma_split)
+{
+	struct target_reply r0, r1, r;
+	char expect[LAYOUT_PAGES + 1], map[16];
+	struct target t;
+
+	if (self->fd >= 0)
+		ASSERT_EQ(0, ftruncate(self->fd, 2 * LAYOUT_PAGES * pagesize));
+	__target_start(_metadata, &t, variant->kind, variant->shared,
+		       self->fd, LAYOUT_PAGES, 1);
+	__target_cmd(_metadata, &t, 'b', 0, &r0);
+	ASSERT_LT(0, r0.ret);
+	ASSERT_EQ((uintptr_t)t.addr, r0.start);
+	ASSERT_EQ(PG(t.addr, LAYOUT_PAGES), r0.end);
+
+	EXPECT_EQ(16, __mw_scan(_metadata, t.pidfd, t.addr + 16 * pagesize,
+				16, MEMWATCH_CLEAR_SOFT_DIRTY, SD, map));
+	__target_cmd(_metadata, &t, 'b', 0, &r1);
+	EXPECT_EQ(r0.ret, r1.ret) {
+		TH_LOG("the target has %lld VMAs before the clear, %lld after",
+		       (long long)r0.ret, (long long)r1.ret);
+	}
+	EXPECT_TRUE(r0.start == r1.start && r0.end == r1.end) {
+		TH_LOG("the target's VMA [%#llx, %#llx) is [%#llx, %#llx) after the clear",
+		       (unsigned long long)r0.start,
+		       (unsigned long long)r0.end,
+		       (unsigned long long)r1.start,
+		       (unsigned long long)r1.end);
+	}
+
+	memset(expect, '1', LAYOUT_PAGES);
+	memset(expect + 16, '0', 16);
+	expect[LAYOUT_PAGES] = '\0';
+	__sd_expect_what(_metadata, t.pidfd, t.addr, expect,
+			 "pages 16-31 cleared");
+	__target_cmd(_metadata, &t, 'w', 20, &r);
+	__target_cmd(_metadata, &t, 'w', 40, &r);
+	expect[20] = '1';
+	__sd_expect_what(_metadata, t.pidfd, t.addr, expect,
+			 "pages 16-31 cleared, 20 and 40 written");
+
+	__target_cmd(_metadata, &t, 'm', 0, &r);
+	EXPECT_EQ(0, r.ret) {
+		TH_LOG("the target's mremap(p, %d pages, %d pages, MREMAP_MAYMOVE): %s",
+		       LAYOUT_PAGES, 2 * LAYOUT_PAGES, strerror(-r.ret));
+	}
+	__target_end(_metadata, &t);
+}
+
+/*
+ * ResetWriteWatch on parts of many fresh mappings (Wine's heaps) does not
+ * use up the target's max_map_count.
+ */
+TEST_F(kind, subrange_clears_keep_map_count)
+{
+	size_t n = 8, i;
+	struct target_reply r0, r1;
+	struct target t;
+	char map[3];
+
+	__target_start(_metadata, &t, variant->kind, variant->shared,
+		       self->fd, n, LAYOUT_MAPS);
+	__target_cmd(_metadata, &t, 'b', 0, &r0);
+	ASSERT_LT(0, r0.ret);
+	for (i = 0; i < LAYOUT_MAPS; i++)
+		EXPECT_EQ(3, __mw_scan(_metadata, t.pidfd,
+				       t.addr + (i * (n + 1) + 2) * pagesize,
+				       3, MEMWATCH_CLEAR_SOFT_DIRTY, SD, map));
+	__target_cmd(_metadata, &t, 'b', 0, &r1);
+	EXPECT_EQ(r0.ret, r1.ret) {
+		TH_LOG("the target has %lld VMAs before %d sub-range clears, %lld after",
+		       (long long)r0.ret, LAYOUT_MAPS, (long long)r1.ret);
+	}
+	__sd_expect_what(_metadata, t.pidfd, t.addr, "11000111",
+			 "first mapping, pages 2-4 cleared");
+	__sd_expect_what(_metadata, t.pidfd,
+			 t.addr + (LAYOUT_MAPS - 1) * (n + 1) * pagesize,
+			 "11000111", "last mapping, pages 2-4 cleared");
+	__target_end(_metadata, &t);
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
