@@ -4751,6 +4751,93 @@ TEST_F(kind, subrange_clears_keep_map_count)
 	__target_end(_metadata, &t);
 }
 
+/*
+ * A resume loop over tagged addresses ends, and walk_end keeps the tag
+ * bits of start; regions are reported untagged.  The tag goes where the
+ * CPU ignores it: x86 LAM_U57 (bits 57-62, enabled by arch_prctl()) or
+ * arm64 TBI (bits 56-63, always on).  Returns the tag and sets *mask to
+ * the tag bits, or returns 0 with the reason in why.
+ */
+#ifndef ARCH_ENABLE_TAGGED_ADDR
+#define ARCH_ENABLE_TAGGED_ADDR	0x4002
+#endif
+
+static uint64_t tag_enable(uint64_t *mask, char *why, size_t len)
+{
+#if defined(__x86_64__)
+	if (syscall(SYS_arch_prctl, ARCH_ENABLE_TAGGED_ADDR, 6UL)) {
+		snprintf(why, len,
+			 "arch_prctl(ARCH_ENABLE_TAGGED_ADDR, 6): %s (no LAM in this CPU or kernel)",
+			 strerror(errno));
+		return 0;
+	}
+	*mask = 0x3fULL << 57;
+	return 0x2aULL << 57;
+#elif defined(__aarch64__)
+	*mask = 0xffULL << 56;
+	return 0x5aULL << 56;
+#else
+	snprintf(why, len, "no tagged addresses on this architecture");
+	*mask = 0;
+	return 0;
+#endif
+}
+
+TEST_F(memwatch, tagged_walk_end)
+{
+	const char *pattern = "1011011101101111";
+	uint64_t tag, mask, pos, end, a, base = (uintptr_t)self->addr;
+	struct page_region vec[1];
+	struct memwatch_arg arg;
+	char seen[NPAGES], why[160];
+	int calls;
+	long ret;
+	size_t i;
+
+	sd_prepare(self->addr, pattern);
+	tag = tag_enable(&mask, why, sizeof(why));
+	if (!tag)
+		SKIP(return, "%s", why);
+	pos = base | tag;
+	end = PG(self->addr, NPAGES) | tag;
+	memset(seen, 0, sizeof(seen));
+	for (calls = 0; pos < end; calls++) {
+		ASSERT_LT(calls, 2 * NPAGES) {
+			TH_LOG("the resume loop does not end: walk_end %#llx",
+			       (unsigned long long)pos);
+		}
+		mw_init(&arg, NULL, 0, vec, 1);
+		arg.start = pos;
+		arg.end = end;
+		ret = process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY);
+		ASSERT_GE(ret, 0) {
+			TH_LOG("process_memwatch: %s", strerror(errno));
+		}
+		ASSERT_EQ(tag, arg.walk_end & mask) {
+			TH_LOG("start %#llx end %#llx: walk_end %#llx",
+			       (unsigned long long)arg.start,
+			       (unsigned long long)arg.end,
+			       (unsigned long long)arg.walk_end);
+		}
+		ASSERT_GT(arg.walk_end, pos);
+		ASSERT_LE(arg.walk_end, end);
+		for (i = 0; i < ret; i++) {
+			ASSERT_EQ(0, vec[i].start & mask);
+			ASSERT_GE(vec[i].start, base);
+			ASSERT_LE(vec[i].end, arg.walk_end & ~mask);
+			for (a = vec[i].start; a < vec[i].end; a += pagesize)
+				seen[(a - base) / pagesize]++;
+		}
+		pos = arg.walk_end;
+	}
+	for (i = 0; i < NPAGES; i++)
+		EXPECT_EQ(pattern[i] == '1', seen[i]) {
+			TH_LOG("page %zu", i);
+		}
+	sd_expect(self->addr, 0, "0000000000000000");
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
