@@ -4838,6 +4838,506 @@ TEST_F(memwatch, tagged_walk_end)
 	sd_expect(self->addr, 0, "0000000000000000");
 }
 
+/*
+ * Clearing calls with masks that exclude some pages, on every kind of
+ * memory.  Whatever the masks, the call changes the tracking state of
+ * exactly the pages it reports: a reported page is clean after it, a
+ * present or swapped page it did not report keeps its soft-dirty state,
+ * and a write after it to any page is reported.  (A hole of a VM_SOFTDIRTY
+ * VMA that the call did not report may read as clean after it: it holds
+ * nothing written through this mm, and a write to it faults.)
+ *
+ * The mapping has FILTER_UNITS units (base pages; huge pages for hugetlb),
+ * put in a state by a pattern, one character a unit:
+ *   w	written			r	zapped, then read (the zero page
+ *   -	zapped (a hole)			in a private anonymous mapping)
+ *   c	left as it is		S, s	as w and c, then swapped out where
+ *					MADV_PAGEOUT can do it
+ * in three states: a fresh (VM_SOFTDIRTY) mapping; the steady state after
+ * a whole clear; and the steady state after a MAP_FIXED mapping over the
+ * last unit merges and mprotect() RO then RW makes the clean entries
+ * writable (VM_SOFTDIRTY again, with writable clean entries).
+ */
+#define FILTER_UNITS	16
+#define FILTER_HUGE	4	/* units of a hugetlb mapping */
+
+static const struct mw_masks anyof_masks = {	/* any of three */
+	.anyof = PAGE_IS_PFNZERO | PAGE_IS_SWAPPED | PAGE_IS_FILE,
+};
+
+static const struct mw_masks notpresent_masks = {	/* holes and swap */
+	.inverted = PAGE_IS_PRESENT,
+	.mask = PAGE_IS_PRESENT,
+};
+
+enum filter_masks { F_CRIU, F_ANYOF, F_NONE, F_NOTPRESENT };
+
+static const struct mw_masks *filter_masks[] = {
+	[F_CRIU] = &criu_masks,
+	[F_ANYOF] = &anyof_masks,
+	[F_NONE] = &none_masks,
+	[F_NOTPRESENT] = &notpresent_masks,
+};
+
+/* The mapping of a filter test, and how it was made */
+struct filter_map {
+	int pidfd;
+	int fd;
+	enum kind kind;
+	bool shared;
+	bool hugetlb;
+	const struct mw_masks *masks;
+	char *area;	/* PROT_NONE around the mapping */
+	size_t area_len;
+	char *addr;
+	size_t unit;	/* bytes of a unit */
+	size_t units;
+	size_t n;	/* base pages in the mapping */
+	uint64_t *before, *pre, *got, *after;
+};
+
+FIXTURE(filter) {
+	struct filter_map f;
+};
+
+FIXTURE_VARIANT(filter) {
+	enum kind kind;
+	bool shared;
+	bool hugetlb;	/* private hugetlb, 2 MiB pages */
+	enum filter_masks masks;
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_criu) {
+	.kind = ANON_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_anyof) {
+	.kind = ANON_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_none) {
+	.kind = ANON_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_notpresent) {
+	.kind = ANON_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_criu) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_anyof) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_none) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_notpresent) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_criu) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_anyof) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_none) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_notpresent) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_criu) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_anyof) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_none) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_notpresent) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_criu) {
+	.kind = FILE_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_anyof) {
+	.kind = FILE_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_none) {
+	.kind = FILE_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_notpresent) {
+	.kind = FILE_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_criu) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_anyof) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_none) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_notpresent) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_criu) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_anyof) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_none) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_notpresent) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_NOTPRESENT,
+};
+
+/* Map units [first, units) of the mapping at their place */
+static char *filter_map(struct filter_map *f, size_t first)
+{
+	char *addr = f->addr + first * f->unit;
+	size_t len = (f->units - first) * f->unit;
+	char *p;
+
+	if (!f->hugetlb)
+		return map_kind_at(addr, f->kind, f->shared, f->fd,
+				   first * f->unit, len);
+	p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED |
+		 (21 << MAP_HUGE_SHIFT), -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+FIXTURE_SETUP(filter)
+{
+	struct filter_map *f = &self->f;
+	size_t len;
+
+	f->fd = -1;
+	f->pidfd = self_pidfd();
+	if (f->pidfd < 0)
+		return;
+	f->kind = variant->kind;
+	f->shared = variant->shared;
+	f->hugetlb = variant->hugetlb;
+	f->masks = filter_masks[variant->masks];
+	f->unit = f->hugetlb ? 2UL << 20 : pagesize;
+	f->units = f->hugetlb ? FILTER_HUGE : FILTER_UNITS;
+	len = f->units * f->unit;
+	f->n = len / pagesize;
+	switch (f->kind) {
+	case ANON_PRIVATE:
+	case ANON_SHARED:
+		break;
+	case MEMFD_PRIVATE:
+	case MEMFD_SHARED:
+		f->fd = memfd_create("memwatch", 0);
+		ASSERT_GE(f->fd, 0);
+		break;
+	case FILE_PRIVATE:
+	case FILE_SHARED:
+		f->fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		if (f->fd < 0)
+			f->fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		if (f->fd < 0)
+			SKIP(return, "no O_TMPFILE here or in /tmp");
+		break;
+	}
+	if (f->fd >= 0)
+		ASSERT_EQ(0, ftruncate(f->fd, len));
+	/* Between PROT_NONE pages, aligned to the unit */
+	f->area_len = len + 2 * f->unit;
+	f->area = mmap(NULL, f->area_len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, f->area);
+	f->addr = (char *)(((uintptr_t)f->area + pagesize + f->unit - 1) &
+			   ~(uintptr_t)(f->unit - 1));
+	if (!filter_map(f, 0)) {
+		ASSERT_TRUE(f->hugetlb);
+		SKIP(return, "no %d free 2 MiB hugetlb pages", FILTER_HUGE);
+	}
+	f->before = calloc(f->n, sizeof(uint64_t));
+	f->pre = calloc(f->n, sizeof(uint64_t));
+	f->got = calloc(f->n, sizeof(uint64_t));
+	f->after = calloc(f->n, sizeof(uint64_t));
+	ASSERT_TRUE(f->before && f->pre && f->got && f->after);
+}
+
+FIXTURE_TEARDOWN(filter)
+{
+	struct filter_map *f = &self->f;
+
+	if (f->area && f->area != MAP_FAILED)
+		munmap(f->area, f->area_len);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->before);
+	free(f->pre);
+	free(f->got);
+	free(f->after);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+}
+
+/* Whether MADV_PAGEOUT can make swap entries of the mapping's pages */
+static bool filter_can_swap(const struct filter_map *f)
+{
+	return !f->shared && !f->hugetlb && have_swap();
+}
+
+/* Put the units in the state of pattern (see above) */
+static void __filter_apply(struct __test_metadata *_metadata,
+			   struct filter_map *f, const char *pattern)
+{
+	size_t i, first = 0, last = 0;
+	char *u;
+
+	ASSERT_EQ(f->units, strlen(pattern));
+	for (i = 0; i < f->units; i++) {
+		u = f->addr + i * f->unit;
+		switch (pattern[i]) {
+		case 'w':
+		case 'S':
+			touch(u, 0);
+			break;
+		case 'r':
+			ASSERT_EQ(0, madvise(u, f->unit, MADV_DONTNEED));
+			peek(u, 0);
+			break;
+		case '-':
+			ASSERT_EQ(0, madvise(u, f->unit, MADV_DONTNEED));
+			break;
+		}
+		if (pattern[i] == 's' || pattern[i] == 'S') {
+			if (!last)
+				first = i;
+			last = i + 1;
+		}
+	}
+	if (last && filter_can_swap(f))
+		ASSERT_LE(0, swap_out(f->pidfd, f->addr + first * f->unit,
+				      (last - first) * f->unit / pagesize));
+}
+
+/* The categories of a cats[] entry, as letters */
+static const char *cats_str(uint64_t c, char *buf, size_t len)
+{
+	if (!(c & CAT_REPORTED)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	snprintf(buf, len, "%s%s%s%s%s%s",
+		 c & PAGE_IS_PRESENT ? "P" : "",
+		 c & PAGE_IS_SWAPPED ? "S" : "",
+		 c & PAGE_IS_FILE ? "F" : "",
+		 c & PAGE_IS_PFNZERO ? "Z" : "",
+		 c & SD ? "D" : "",
+		 c & ~(ALL_CATS | CAT_REPORTED) ? "?" : "");
+	return buf;
+}
+
+/*
+ * The clearing call with the variant's masks, then the checks: it reported
+ * what the same query reported just before; each reported page is clean;
+ * each present or swapped page not reported kept its soft-dirty state; a
+ * write to every unit is reported; cleared as a whole, the mapping is
+ * exact again.  Pages are named by index and categories: P present,
+ * S swapped, F file, Z zero page, D soft-dirty, - not reported.
+ */
+static void __filter_check(struct __test_metadata *_metadata,
+			   struct filter_map *f, const char *state)
+{
+	const struct mw_masks all = { 0 };
+	size_t i, bad_query = 0, bad_clear = 0, bad_kept = 0, bad_write = 0;
+	size_t last = f->n - f->unit / pagesize;
+	char b0[16], b1[16], b2[16];
+	uint64_t b, g, a;
+	long reported;
+
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->before);
+	reported = __cats_scan(_metadata, f->pidfd, f->addr, f->n, f->masks,
+			       0, f->pre);
+	EXPECT_EQ(reported,
+		  __cats_scan(_metadata, f->pidfd, f->addr, f->n, f->masks,
+			      MEMWATCH_CLEAR_SOFT_DIRTY, f->got));
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+
+	for (i = 0; i < f->n; i++) {
+		b = f->before[i];
+		g = f->got[i];
+		a = f->after[i];
+		if (g != f->pre[i] && !bad_query++)
+			TH_LOG("%s: page %zu: %s by the query, %s by the clear",
+			       state, i, cats_str(f->pre[i], b0, 16),
+			       cats_str(g, b1, 16));
+		if (g && (a & SD) && !bad_clear++)
+			TH_LOG("%s: page %zu (%s) reported by the clear, %s after it",
+			       state, i, cats_str(g, b0, 16),
+			       cats_str(a, b1, 16));
+		if (!g && (b & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)) &&
+		    ((a ^ b) & SD) && !bad_kept++)
+			TH_LOG("%s: page %zu not reported by the clear, %s before it, %s after it",
+			       state, i, cats_str(b, b0, 16),
+			       cats_str(a, b1, 16));
+	}
+	EXPECT_EQ(0, bad_query);
+	EXPECT_EQ(0, bad_clear);
+	EXPECT_EQ(0, bad_kept) {
+		TH_LOG("%s: %zu pages the clear did not report changed state",
+		       state, bad_kept);
+	}
+
+	for (i = 0; i < f->units; i++)
+		touch(f->addr + i * f->unit, 0);
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+	for (i = 0; i < f->n; i++)
+		if (!(f->after[i] & SD) && !bad_write++)
+			TH_LOG("%s: page %zu written, unreported: %s before, %s by clear, %s now",
+			       state, i, cats_str(f->before[i], b0, 16),
+			       cats_str(f->got[i], b1, 16),
+			       cats_str(f->after[i], b2, 16));
+	EXPECT_EQ(0, bad_write) {
+		TH_LOG("%s: %zu written pages not reported", state,
+		       bad_write);
+	}
+
+	__sd_reset(_metadata, f->pidfd, f->addr, f->n);
+	touch(f->addr + (f->units - 1) * f->unit, 0);
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+	bad_write = 0;
+	for (i = 0; i < f->n; i++) {
+		bool dirty = f->after[i] & SD, written = i >= last;
+
+		if (dirty != written && !bad_write++)
+			TH_LOG("%s, cleared, last unit written: page %zu %s",
+			       state, i, cats_str(f->after[i], b0, 16));
+	}
+	EXPECT_EQ(0, bad_write);
+}
+
+static const char *filter_pattern(const struct filter_map *f, bool fresh)
+{
+	if (f->hugetlb)
+		return fresh ? "wr-w" : "wcr-";
+	return fresh ? "wwwwrrrr----SSSS" : "wwccrrrr----SSss";
+}
+
+/* A fresh mapping: VM_SOFTDIRTY, written, read, holes and swapped pages */
+TEST_F_TIMEOUT(filter, fresh, 60)
+{
+	__filter_apply(_metadata, &self->f, filter_pattern(&self->f, true));
+	__filter_check(_metadata, &self->f, "fresh");
+}
+
+/* The steady state: no VM_SOFTDIRTY, soft-dirty and clean entries */
+static void __filter_steady(struct __test_metadata *_metadata,
+			    struct filter_map *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->units; i++)
+		touch(f->addr + i * f->unit, 0);
+	__sd_reset(_metadata, f->pidfd, f->addr, f->n);
+	__filter_apply(_metadata, f, filter_pattern(f, false));
+}
+
+TEST_F_TIMEOUT(filter, steady, 60)
+{
+	__filter_steady(_metadata, &self->f);
+	__filter_check(_metadata, &self->f, "steady");
+}
+
+/*
+ * VM_SOFTDIRTY again over clean entries that mprotect() made writable:
+ * Hildenbrand's sequence, where the kind of memory allows the merge.
+ */
+TEST_F_TIMEOUT(filter, remerged, 60)
+{
+	struct filter_map *f = &self->f;
+	size_t len = f->units * f->unit;
+
+	__filter_steady(_metadata, f);
+	ASSERT_NE(NULL, filter_map(f, f->units - 1)) {
+		TH_LOG("mmap(MAP_FIXED): %s", strerror(errno));
+	}
+	if (!f->hugetlb)
+		madvise(f->addr, len, MADV_NOHUGEPAGE);
+	ASSERT_EQ(0, mprotect(f->addr, len, PROT_READ));
+	ASSERT_EQ(0, mprotect(f->addr, len, PROT_READ | PROT_WRITE));
+	__filter_check(_metadata, f, "remerged");
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
