@@ -45,6 +45,13 @@
  */
 #define MEMWATCH_CHUNK_BUDGET	64
 
+/*
+ * Address space a chunk may change: the mmu notifier invalidation of a
+ * chunk starts at the first page table it may change and covers this much
+ * (or one huge page, if larger); the chunk stops before anything beyond.
+ */
+#define MEMWATCH_NOTIFY_SPAN	(MEMWATCH_CHUNK_BUDGET * PMD_SIZE)
+
 /* Why the walk of a chunk stopped before the end of the range */
 enum memwatch_stop {
 	MEMWATCH_WALKING = 0,
@@ -64,8 +71,7 @@ struct memwatch_walk {
 	unsigned long vma_cats, hole_cats;
 	bool hole_match;	/* an empty entry of this VMA matches */
 	bool clear_sd;		/* clear soft-dirty on matching pages */
-	bool clear_vma;		/* clear VM_SOFTDIRTY on the walked part */
-	bool keep_vma;		/* ...unless a page could not be cleared */
+	bool clear_vma;		/* clear VM_SOFTDIRTY of the whole VMA */
 	bool wp;		/* uffd-wp matching pages */
 	bool need_sd;		/* only soft-dirty entries can match */
 	bool need_written;	/* only entries without uffd-wp can match */
@@ -84,6 +90,8 @@ struct memwatch_walk {
 	enum memwatch_stop stop;
 	bool changed;		/* a page table or VMA was changed */
 	bool wrlocked;		/* this chunk holds the mmap lock for write */
+	bool notifying;		/* range is being invalidated */
+	struct mmu_notifier_range range;
 	int err;
 };
 
@@ -112,6 +120,45 @@ static bool memwatch_spend(struct memwatch_walk *w, unsigned long next)
 	if (--w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
 		return false;
 	memwatch_stop(w, next, MEMWATCH_STOP_CHUNK);
+	return true;
+}
+
+static inline enum mmu_notifier_event
+memwatch_event(const struct memwatch_walk *w)
+{
+	if (w->flags & MEMWATCH_CLEAR_SOFT_DIRTY)
+		return MMU_NOTIFY_SOFT_DIRTY;
+	return MMU_NOTIFY_PROTECTION_VMA;
+}
+
+/*
+ * Called before the entries of [@addr, @end) may change. The first call in
+ * a chunk starts the mmu notifier invalidation, from @addr over
+ * MEMWATCH_NOTIFY_SPAN from the start of its PMD (or to @end, if further),
+ * and never past the end of the range, so that a secondary MMU does not
+ * drop the mappings of what the chunk will not reach. Return: false, with
+ * the chunk stopped at @addr, when @end is past the invalidated range.
+ */
+static bool memwatch_notify(struct memwatch_walk *w, unsigned long addr,
+			    unsigned long end)
+{
+	unsigned long last;
+
+	if (!(w->flags & MEMWATCH_CHANGE_FLAGS))
+		return true;
+	if (w->notifying) {
+		if (end <= w->range.end)
+			return true;
+		memwatch_stop(w, addr, MEMWATCH_STOP_CHUNK);
+		return false;
+	}
+	last = (addr & PMD_MASK) + MEMWATCH_NOTIFY_SPAN;
+	if (last < addr || last > w->end)
+		last = w->end;
+	mmu_notifier_range_init(&w->range, memwatch_event(w), 0, w->mm, addr,
+				max(last, end));
+	mmu_notifier_invalidate_range_start(&w->range);
+	w->notifying = true;
 	return true;
 }
 
@@ -304,6 +351,13 @@ static bool memwatch_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
  * write access and is made soft-dirty instead, so that it keeps being
  * reported while it is pinned.
  *
+ * GUP-fast pins a page without the page table lock and then reads the entry
+ * again, dropping the pin if it changed. So the pin is tested only once the
+ * entry is cleared, after a full barrier: either GUP-fast sees the change
+ * and backs off, or the pin is seen here (as KSM's write_protect_page()
+ * does). Tested first, a pin taken in between would let a DMA write the page
+ * behind a clean entry.
+ *
  * Return: true if a present PTE changed and the TLB needs a flush.
  */
 static bool memwatch_clear_pte(struct vm_area_struct *vma, unsigned long addr,
@@ -321,14 +375,12 @@ static bool memwatch_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 		return false;
 	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
 		return false;
-	if (!memwatch_pte_pinned(vma, addr, ptent)) {
-		clear_soft_dirty(vma, addr, pte);
-		return true;
-	}
-	if (pte_soft_dirty(ptent))
-		return false;
 	old = ptep_modify_prot_start(vma, addr, pte);
-	new = pte_mksoft_dirty(old);
+	smp_mb();
+	if (memwatch_pte_pinned(vma, addr, old))
+		new = pte_mksoft_dirty(old);
+	else
+		new = pte_clear_soft_dirty(pte_wrprotect(old));
 	ptep_modify_prot_commit(vma, addr, pte, old, new);
 	return true;
 }
@@ -413,16 +465,16 @@ static void memwatch_change_pmd(struct memwatch_walk *w,
 	if (w->clear_sd) {
 		swp_entry_t entry;
 
-		if (pmd_present(pmd) &&
-		    folio_maybe_dma_pinned(page_folio(pmd_page(pmd)))) {
-			/* As memwatch_pte_pinned(): never clean while pinned */
-			if (!pmd_soft_dirty(pmd)) {
-				pmd = pmdp_invalidate(vma, addr, pmdp);
-				set_pmd_at(vma->vm_mm, addr, pmdp,
-					   pmd_mksoft_dirty(pmd));
-			}
-		} else if (pmd_present(pmd) ||
-			   !memwatch_swp_writable(pmd_to_swp_entry(pmd))) {
+		if (pmd_present(pmd)) {
+			/* As memwatch_clear_pte(): the pin test comes last */
+			pmd = pmdp_invalidate(vma, addr, pmdp);
+			smp_mb();
+			if (folio_maybe_dma_pinned(page_folio(pmd_page(pmd))))
+				pmd = pmd_mksoft_dirty(pmd);
+			else
+				pmd = pmd_clear_soft_dirty(pmd_wrprotect(pmd));
+			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
+		} else if (!memwatch_swp_writable(pmd_to_swp_entry(pmd))) {
 			clear_soft_dirty_pmd(vma, addr, pmdp);
 		} else {
 			entry = memwatch_swp_wrprotect(pmd_to_swp_entry(pmd));
@@ -468,15 +520,14 @@ static int memwatch_thp_entry(pmd_t *pmd, unsigned long addr,
 		 * anonymous THP is split, keeping its state in every PTE,
 		 * and walked again as PTEs. Splitting the PMD of a file
 		 * THP would unmap it and lose its soft-dirty bit: leave it
-		 * as it is, reported and still dirty, and keep the VMA
-		 * soft-dirty in case the PMD is writable.
+		 * as it is, reported and still soft-dirty (explicitly so,
+		 * in a VMA whose VM_SOFTDIRTY the call clears).
 		 */
 		if (vma_is_anonymous(vma)) {
 			spin_unlock(ptl);
 			split_huge_pmd(vma, pmd, addr);
 			return -EAGAIN;
 		}
-		w->keep_vma = true;
 		memwatch_output(w, cats, addr, &end);
 		goto out_unlock;
 	}
@@ -512,6 +563,8 @@ static int memwatch_pmd_entry(pmd_t *pmd, unsigned long addr,
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
 
+	if (!memwatch_notify(w, addr, end))
+		return 1;
 	ret = memwatch_thp_entry(pmd, addr, end, walk);
 	if (ret != -EAGAIN) {
 		if (!ret && memwatch_spend(w, end))
@@ -639,15 +692,13 @@ static bool memwatch_clear_huge_pte(struct vm_area_struct *vma,
 		return false;
 	if (!pte_soft_dirty(pte) && !huge_pte_write(pte))
 		return false;
-	if (folio_maybe_dma_pinned(page_folio(pte_page(pte)))) {
-		if (pte_soft_dirty(pte))
-			return false;
-		old = huge_ptep_modify_prot_start(vma, addr, ptep);
+	/* As memwatch_clear_pte(): the pin test comes last */
+	old = huge_ptep_modify_prot_start(vma, addr, ptep);
+	smp_mb();
+	if (folio_maybe_dma_pinned(page_folio(pte_page(old))))
 		new = pte_mksoft_dirty(old);
-	} else {
-		old = huge_ptep_modify_prot_start(vma, addr, ptep);
+	else
 		new = pte_clear_soft_dirty(huge_pte_wrprotect(old));
-	}
 	huge_ptep_modify_prot_commit(vma, addr, ptep, old, new);
 	return true;
 }
@@ -665,6 +716,9 @@ static int memwatch_hugetlb_entry(pte_t *ptep, unsigned long hmask,
 	spinlock_t *ptl;		/* page table lock */
 	pte_t pte;
 
+	/* Started in memwatch_walk_chunk(): this only checks the bound */
+	if (!memwatch_notify(w, addr, haddr + huge_page_size(h)))
+		return 1;
 	if (w->wp)
 		i_mmap_lock_write(vma->vm_file->f_mapping);
 	ptl = huge_pte_lock(h, walk->mm, ptep);
@@ -717,6 +771,106 @@ out_unlock:
 #endif /* CONFIG_HUGETLB_PAGE */
 
 /*
+ * VM_SOFTDIRTY makes every page of a VMA soft-dirty, whatever its entry
+ * says, and entries of such a VMA need not be write-protected for tracking:
+ * mprotect(), a swap-in or a read fault on a shared mapping without
+ * write-notify make them writable and clean. Before a clearing call drops
+ * the flag, it moves that state into the entries: every present, swap or
+ * migration entry of the whole VMA that is not soft-dirty becomes so,
+ * keeping its access. The VMA then has the same state without the flag,
+ * which can be cleared on the whole VMA, with no split, while the matching
+ * pages are cleared one by one. Only holes change: they have no content
+ * written through this mm, and a write that fills one makes it soft-dirty.
+ *
+ * The mmap lock is held for write and the VMA write-locked, so no fault maps
+ * a page behind the walk; only a software bit is added, so no secondary MMU
+ * needs to drop its mappings.
+ */
+static int memwatch_mark_pmd(pmd_t *pmd, unsigned long addr,
+			     unsigned long end, struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->vma;
+	pte_t *start_pte, *pte;
+	spinlock_t *ptl;		/* page table lock */
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	ptl = pmd_trans_huge_lock(pmd, vma);
+	if (ptl) {
+		pmd_t pmdval = pmdp_get(pmd);
+
+		if (pmd_present(pmdval) && !pmd_soft_dirty(pmdval)) {
+			pmdval = pmdp_invalidate_ad(vma, addr & HPAGE_PMD_MASK,
+						    pmd);
+			set_pmd_at(walk->mm, addr & HPAGE_PMD_MASK, pmd,
+				   pmd_mksoft_dirty(pmdval));
+		} else if (!pmd_present(pmdval) &&
+			   !pmd_swp_soft_dirty(pmdval)) {
+			set_pmd_at(walk->mm, addr & HPAGE_PMD_MASK, pmd,
+				   pmd_swp_mksoft_dirty(pmdval));
+		}
+		spin_unlock(ptl);
+		return 0;
+	}
+#endif
+	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start_pte) {
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	arch_enter_lazy_mmu_mode();
+	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
+		pte_t ptent = ptep_get(pte), old;
+
+		if (pte_present(ptent) && !pte_soft_dirty(ptent)) {
+			old = ptep_modify_prot_start(vma, addr, pte);
+			ptep_modify_prot_commit(vma, addr, pte, old,
+						pte_mksoft_dirty(old));
+		} else if (is_swap_pte(ptent) && !pte_swp_soft_dirty(ptent)) {
+			set_pte_at(walk->mm, addr, pte,
+				   pte_swp_mksoft_dirty(ptent));
+		}
+	}
+	arch_leave_lazy_mmu_mode();
+	pte_unmap_unlock(start_pte, ptl);
+	cond_resched();
+	return 0;
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+static int memwatch_mark_hugetlb(pte_t *ptep, unsigned long hmask,
+				 unsigned long addr, unsigned long end,
+				 struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->vma;
+	struct hstate *h = hstate_vma(vma);
+	unsigned long haddr = addr & hmask;
+	spinlock_t *ptl;		/* page table lock */
+	pte_t pte, old;
+
+	ptl = huge_pte_lock(h, walk->mm, ptep);
+	pte = huge_ptep_get(walk->mm, haddr, ptep);
+	if (pte_present(pte) && !pte_soft_dirty(pte)) {
+		old = huge_ptep_modify_prot_start(vma, haddr, ptep);
+		huge_ptep_modify_prot_commit(vma, haddr, ptep, old,
+					     pte_mksoft_dirty(old));
+	} else if (is_swap_pte(pte) && !pte_swp_soft_dirty(pte)) {
+		set_huge_pte_at(walk->mm, haddr, ptep,
+				pte_swp_mksoft_dirty(pte), huge_page_size(h));
+	}
+	spin_unlock(ptl);
+	return 0;
+}
+#else
+#define memwatch_mark_hugetlb NULL
+#endif
+
+static const struct mm_walk_ops memwatch_mark_ops = {
+	.pmd_entry	= memwatch_mark_pmd,
+	.hugetlb_entry	= memwatch_mark_hugetlb,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+/*
  * Four variants: with the mmap lock held for write a VM_SOFTDIRTY VMA is
  * write-locked for the walk (PGWALK_WRLOCK), so that no page fault under
  * the per-VMA lock maps a page between the walk and the clearing of the
@@ -767,7 +921,7 @@ static int memwatch_test_vma(struct memwatch_walk *w,
 		if (w->flags & MEMWATCH_WP_MATCHING)
 			return 1;
 	}
-	if (vma->vm_flags & (VM_PFNMAP | VM_IO))
+	if (vma->vm_flags & VM_PFNMAP)
 		return 1;
 
 	if (wp_allowed)
@@ -802,51 +956,8 @@ static int memwatch_test_vma(struct memwatch_walk *w,
 		      !(is_vm_hugetlb_page(vma) &&
 			(vma->vm_flags & VM_MAYSHARE));
 	w->clear_vma = w->clear_sd && (vma->vm_flags & VM_SOFTDIRTY);
-	w->keep_vma = false;
 	w->wp = w->flags & MEMWATCH_WP_MATCHING;
 	return 0;
-}
-
-/*
- * Clear VM_SOFTDIRTY on [@start, @end), inside one VMA whose page table
- * entries there were all write-protected and cleaned under this hold of
- * the mmap write lock. The VMA is split or merged as needed. If that fails
- * (out of memory, or max_map_count reached), VM_SOFTDIRTY stays set: every
- * page of the VMA keeps being reported soft-dirty, a false positive but
- * never a lost write.
- */
-static void memwatch_clear_vma_softdirty(struct mm_struct *mm,
-					 unsigned long start,
-					 unsigned long end)
-{
-	VMA_ITERATOR(vmi, mm, start);
-	struct vm_area_struct *vma, *prev;
-	unsigned long newflags;
-
-	vma = vma_iter_load(&vmi);
-	if (!vma || !(vma->vm_flags & VM_SOFTDIRTY))
-		return;
-	prev = vma_prev(&vmi);
-	if (start > vma->vm_start)
-		prev = vma;
-	vma_iter_set(&vmi, start);
-	vma = vma_find(&vmi, end);
-	if (!vma)
-		return;
-
-	newflags = vma->vm_flags & ~VM_SOFTDIRTY;
-	vma = vma_modify_flags(&vmi, prev, vma, start, end, newflags);
-	if (IS_ERR(vma))
-		return;
-	/*
-	 * Merged with a soft-dirty neighbour, the VMA stays soft-dirty as a
-	 * whole (see vma_merge_existing_range()): a false positive here.
-	 */
-	if (vma->vm_start < start || vma->vm_end > end)
-		newflags |= vma->vm_flags & VM_SOFTDIRTY;
-	vma_start_write(vma);
-	vm_flags_reset(vma, newflags);
-	vma_set_page_prot(vma);
 }
 
 /*
@@ -881,21 +992,44 @@ static int memwatch_walk_chunk(struct memwatch_walk *w, struct mm_struct *mm,
 			memwatch_stop(w, addr, MEMWATCH_STOP_WRLOCK);
 			return 0;
 		}
+		/*
+		 * hugetlb entries are walked under the hugetlb VMA lock: start
+		 * the invalidation before, as hugetlb_change_protection() does.
+		 */
+		if (!ret && is_vm_hugetlb_page(vma)) {
+			stop = ALIGN_DOWN(addr, vma_kernel_pagesize(vma)) +
+			       vma_kernel_pagesize(vma);
+			if (!memwatch_notify(w, addr, min(vend, stop)))
+				return 0;
+		}
 		if (!ret) {
-			if (w->clear_vma)
+			if (w->clear_vma) {
+				ret = walk_page_range_vma(vma, vma->vm_start,
+							  vma->vm_end,
+							  &memwatch_mark_ops,
+							  NULL);
+				if (ret < 0)
+					return ret;
 				ops = w->hole_match ? &memwatch_wrlock_hole_ops :
 						      &memwatch_wrlock_ops;
-			else
+			} else {
 				ops = w->hole_match ? &memwatch_hole_ops :
 						      &memwatch_ops;
+			}
 			ret = walk_page_range_vma(vma, addr, vend, ops, w);
 			if (ret < 0)
 				return ret;
 			if (w->err)
 				return w->err;
+			/*
+			 * Every page of the VMA that was not reported has its
+			 * state in its entry now (memwatch_mark_pmd()): the
+			 * flag goes for the whole VMA, which keeps its bounds.
+			 */
 			stop = w->stop ? w->walk_end : vend;
-			if (w->clear_vma && !w->keep_vma && stop > addr) {
-				memwatch_clear_vma_softdirty(mm, addr, stop);
+			if (w->clear_vma && stop > addr) {
+				vm_flags_clear(vma, VM_SOFTDIRTY);
+				vma_set_page_prot(vma);
 				w->changed = true;
 			}
 			if (w->stop)
@@ -931,14 +1065,6 @@ static int memwatch_flush(struct memwatch_walk *w, bool final)
 	return 0;
 }
 
-static inline enum mmu_notifier_event
-memwatch_event(const struct memwatch_walk *w)
-{
-	if (w->flags & MEMWATCH_CLEAR_SOFT_DIRTY)
-		return MMU_NOTIFY_SOFT_DIRTY;
-	return MMU_NOTIFY_PROTECTION_VMA;
-}
-
 /*
  * Walk the range chunk by chunk: the mmap lock is dropped between chunks
  * to copy out the regions found, to reschedule and to check for a fatal
@@ -947,7 +1073,6 @@ memwatch_event(const struct memwatch_walk *w)
 static int memwatch_walk(struct memwatch_walk *w, struct mm_struct *mm,
 			 unsigned long ustart, unsigned long uend)
 {
-	struct mmu_notifier_range range;
 	bool change = w->flags & MEMWATCH_CHANGE_FLAGS;
 	unsigned long addr = 0;
 	bool first = true;
@@ -989,14 +1114,11 @@ static int memwatch_walk(struct memwatch_walk *w, struct mm_struct *mm,
 			w->walk_end = addr;
 		}
 
-		if (change) {
-			mmu_notifier_range_init(&range, memwatch_event(w), 0,
-						mm, addr, w->end);
-			mmu_notifier_invalidate_range_start(&range);
-		}
 		err = memwatch_walk_chunk(w, mm, addr);
-		if (change)
-			mmu_notifier_invalidate_range_end(&range);
+		if (w->notifying) {
+			mmu_notifier_invalidate_range_end(&w->range);
+			w->notifying = false;
+		}
 unlock:
 		if (w->wrlocked)
 			mmap_write_unlock(mm);
@@ -1031,9 +1153,11 @@ unlock:
  *	read-only ones). Pages that may be pinned for DMA keep write access and
  *	are made soft-dirty instead. Pages of shared hugetlb mappings are
  *	never cleared, because mprotect() restores write access to them
- *	without a fault. A VMA with VM_SOFTDIRTY has every page soft-dirty;
- *	clearing part of it write-protects every reported entry and then
- *	clears VM_SOFTDIRTY on the reported part, splitting the VMA.
+ *	without a fault. A VMA with VM_SOFTDIRTY has every page soft-dirty:
+ *	a call that clears any part of it first makes every present and swap
+ *	entry of the VMA soft-dirty, clears the matching pages, then clears
+ *	VM_SOFTDIRTY on the whole VMA. No VMA is ever split or merged; holes
+ *	of that VMA that the call did not report read as clean afterwards.
  * MEMWATCH_WP_MATCHING: uffd write-protect every matching written page of
  *	async uffd-wp VMAs, skipping all other VMAs (PM_SCAN_WP_MATCHING).
  * MEMWATCH_CHECK_WPASYNC: fail on a VMA without async uffd-wp.
@@ -1041,11 +1165,15 @@ unlock:
  * Locking: each chunk takes the mmap lock for read, killable, and drops
  * it before the regions found are copied to the user's vec. Page table
  * entries change under their page table lock, the TLB is flushed for the
- * changed range before that lock is dropped, and each chunk that may
- * change entries is bracketed by mmu notifier invalidation. The walk runs
+ * changed range before that lock is dropped, and the part of the range a
+ * chunk may change is bracketed by mmu notifier invalidation. The walk runs
  * concurrently with page faults under the per-VMA lock: both change
  * entries only under the page table lock. Only a chunk that must clear
  * VM_SOFTDIRTY takes the mmap lock for write and write-locks that VMA.
+ *
+ * Tagged addresses: start and end are untagged for the target's mm, and the
+ * regions in vec are untagged addresses, as in PAGEMAP_SCAN; walk_end keeps
+ * the tag bits of start, so that the caller's resume loop ends.
  *
  * walk_end: written once (as start) before anything changes and again at
  * the end. It is end exactly when the whole range was examined; otherwise
@@ -1080,7 +1208,7 @@ static long do_process_memwatch(int pidfd, struct memwatch_arg __user *uarg,
 	unsigned int f_flags, mode;
 	struct mm_struct *mm;
 	struct pid *pid;
-	u64 masks;
+	u64 masks, tag;
 	long ret;
 
 	BUILD_BUG_ON(sizeof(arg) != MEMWATCH_ARG_SIZE_VER0);
@@ -1185,7 +1313,9 @@ static long do_process_memwatch(int pidfd, struct memwatch_arg __user *uarg,
 		ret = -EFAULT;
 		goto free_buf;
 	}
-	if (put_user((u64)w.walk_end, &uarg->walk_end) && !w.changed) {
+	/* The tag bits untagged_addr_remote() took off start */
+	tag = arg.start ^ w.start;
+	if (put_user((u64)w.walk_end | tag, &uarg->walk_end) && !w.changed) {
 		ret = -EFAULT;
 		goto free_buf;
 	}
