@@ -717,7 +717,7 @@ static int memwatch_hugetlb_entry(pte_t *ptep, unsigned long hmask,
 	pte_t pte;
 
 	/* Started in memwatch_walk_chunk(): this only checks the bound */
-	if (!memwatch_notify(w, addr, haddr + huge_page_size(h)))
+	if (!memwatch_notify(w, addr, end))
 		return 1;
 	if (w->wp)
 		i_mmap_lock_write(vma->vm_file->f_mapping);

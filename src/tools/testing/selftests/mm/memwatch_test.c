@@ -4241,6 +4241,1103 @@ TEST_F(memwatch, pagemap_scan_fix_pmd_hole_written)
 	free(one);
 }
 
+/* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
+
+#define ALL_CATS	(PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | \
+			 PAGE_IS_PFNZERO | SD)
+#define CAT_REPORTED	BIT_ULL(63)	/* in cats[]: the page was reported */
+
+/*
+ * As __mw_scan(), with the masks of m and ALL_CATS returned: cats[i] is
+ * CAT_REPORTED with the categories reported for page i, or 0 when page i
+ * was not reported.  Returns the number of reported pages.
+ */
+static long __cats_scan(struct __test_metadata *_metadata, int pidfd,
+			char *addr, size_t npages, const struct mw_masks *m,
+			unsigned int flags, uint64_t *cats)
+{
+	uint64_t pos = (uintptr_t)addr, end = PG(addr, npages), a;
+	struct page_region vec[SCAN_VEC];
+	struct memwatch_arg arg;
+	long total = 0, ret, i;
+
+	memset(cats, 0, npages * sizeof(*cats));
+	while (pos < end) {
+		mw_init(&arg, (void *)(uintptr_t)pos, end - pos, vec, SCAN_VEC);
+		arg.category_inverted = m->inverted;
+		arg.category_mask = m->mask;
+		arg.category_anyof_mask = m->anyof;
+		arg.return_mask = ALL_CATS;
+		ret = process_memwatch(pidfd, &arg, sizeof(arg), flags);
+		ASSERT_GE(ret, 0) {
+			TH_LOG("process_memwatch: %s", strerror(errno));
+		}
+		ASSERT_LE(ret, SCAN_VEC);
+		ASSERT_GT(arg.walk_end, pos);
+		ASSERT_LE(arg.walk_end, end);
+		if (ret < SCAN_VEC)
+			ASSERT_EQ(end, arg.walk_end);
+		for (i = 0; i < ret; i++) {
+			ASSERT_GE(vec[i].start, pos);
+			ASSERT_LE(vec[i].end, arg.walk_end);
+			for (a = vec[i].start; a < vec[i].end; a += pagesize) {
+				ASSERT_EQ(0, cats[(a - (uintptr_t)addr) / pagesize]);
+				cats[(a - (uintptr_t)addr) / pagesize] =
+					CAT_REPORTED | vec[i].categories;
+				total++;
+			}
+		}
+		pos = arg.walk_end;
+	}
+	return total;
+}
+
+/* Masks that a clearing call may use, and what each selects */
+static const struct mw_masks criu_masks = {	/* CRIU's pre-dump */
+	.inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	.mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+	.anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+};
+
+static const struct mw_masks none_masks = {	/* matches no page */
+	.mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+};
+
+/*
+ * Check the soft-dirty state of n pages at addr against expect, as
+ * __sd_expect() does, naming what is checked in the failure message.
+ */
+static void __sd_expect_what(struct __test_metadata *_metadata, int pidfd,
+			     char *addr, const char *expect, const char *what)
+{
+	size_t i, n = strlen(expect);
+	char *map, *got;
+	bool ok = true;
+
+	map = malloc(n);
+	got = malloc(n + 1);
+	ASSERT_NE(NULL, map);
+	ASSERT_NE(NULL, got);
+	sd_scan(pidfd, addr, n, 0, map);
+	for (i = 0; i < n; i++) {
+		got[i] = map[i] ? '1' : '0';
+		if (expect[i] != '.' && expect[i] != got[i])
+			ok = false;
+	}
+	got[n] = '\0';
+	EXPECT_TRUE(ok) {
+		TH_LOG("%s: soft-dirty pages: expected %s, reported %s",
+		       what, expect, got);
+	}
+	free(map);
+	free(got);
+}
+
+/*
+ * A clearing call changes the tracking state of exactly the pages it
+ * reports, whatever its masks.  Hildenbrand's sequence leaves page 0
+ * writable and clean in a VM_SOFTDIRTY VMA; a clearing call whose masks do
+ * not select page 0 must not clear VM_SOFTDIRTY under it, or the next
+ * write to it is made without a fault and never reported.
+ */
+TEST_F(memwatch, filtered_clear_vm_softdirty_mprotect)
+{
+	static const struct {
+		const char *what;
+		struct mw_masks m;
+		long reported;		/* page 1 is a hole, never written */
+	} cases[] = {
+		{ "mask SOFT_DIRTY|SWAPPED",
+		  { .mask = SD | PAGE_IS_SWAPPED }, 0 },
+		{ "anyof SWAPPED|PFNZERO",
+		  { .anyof = PAGE_IS_SWAPPED | PAGE_IS_PFNZERO }, 0 },
+		{ "mask SOFT_DIRTY, anyof SWAPPED|FILE",
+		  { .mask = SD, .anyof = PAGE_IS_SWAPPED | PAGE_IS_FILE }, 0 },
+		{ "mask PRESENT|SWAPPED",
+		  { .mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED }, 0 },
+		{ "inverted PRESENT, mask PRESENT|SOFT_DIRTY",
+		  { .inverted = PAGE_IS_PRESENT,
+		    .mask = PAGE_IS_PRESENT | SD }, 1 },
+	};
+	uint64_t cats[2];
+	char *p, *q, what[128];
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(cases); k++) {
+		p = map_guarded(2);
+		ASSERT_NE(NULL, p);
+		memset(p, 1, 2 * pagesize);
+		__sd_reset(_metadata, self->pidfd, p, 2);
+		q = mmap(p + pagesize, pagesize, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		ASSERT_EQ(p + pagesize, q);
+		madvise(p, 2 * pagesize, MADV_NOHUGEPAGE);
+		ASSERT_EQ(0, mprotect(p, 2 * pagesize, PROT_READ));
+		ASSERT_EQ(0, mprotect(p, 2 * pagesize,
+				      PROT_READ | PROT_WRITE));
+
+		EXPECT_EQ(cases[k].reported,
+			  __cats_scan(_metadata, self->pidfd, p, 2,
+				      &cases[k].m, MEMWATCH_CLEAR_SOFT_DIRTY,
+				      cats)) {
+			TH_LOG("%s: page categories %#llx %#llx", cases[k].what,
+			       (unsigned long long)cats[0],
+			       (unsigned long long)cats[1]);
+		}
+		/* Not selected: still soft-dirty, and a write is seen */
+		snprintf(what, sizeof(what), "%s, not written", cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1.", what);
+		p[0] = 2;
+		snprintf(what, sizeof(what), "%s, page 0 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1.", what);
+		EXPECT_EQ(2, peek(p, 0));
+		unmap_guarded(p, 2);
+	}
+}
+
+/*
+ * The same with CRIU's filter on a read-faulted MAP_SHARED | MAP_ANONYMOUS
+ * mapping: its shmem pages are FILE, nothing matches, and the read faults
+ * mapped them writable (no write-notify while the VMA is VM_SOFTDIRTY).
+ * A page the call did not report keeps its soft-dirty state, and a write
+ * after the call is reported.
+ */
+TEST_F(memwatch, filtered_clear_shared_anon)
+{
+	static const struct mw_masks anyof_sp = {
+		.anyof = PAGE_IS_SWAPPED | PAGE_IS_PFNZERO,
+	};
+	static const struct mw_masks sd_swapped = {
+		.mask = SD | PAGE_IS_SWAPPED,
+	};
+	static const struct {
+		const char *what;
+		const struct mw_masks *m;
+	} cases[] = {
+		{ "CRIU: inverted FILE|PFNZERO, anyof PRESENT|SWAPPED",
+		  &criu_masks },
+		{ "anyof SWAPPED|PFNZERO", &anyof_sp },
+		{ "mask PRESENT|SWAPPED", &none_masks },
+		{ "mask SOFT_DIRTY|SWAPPED", &sd_swapped },
+	};
+	const struct mw_masks *m;
+	uint64_t cats[4];
+	char what[128], *area, *p;
+	size_t k, i;
+
+	for (k = 0; k < ARRAY_SIZE(cases); k++) {
+		m = cases[k].m;
+		area = mmap(NULL, 6 * pagesize, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, area);
+		p = mmap(area + pagesize, 4 * pagesize, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		ASSERT_EQ(area + pagesize, p);
+		for (i = 0; i < 4; i++)
+			EXPECT_EQ(0, peek(p, i));
+
+		EXPECT_EQ(0, __cats_scan(_metadata, self->pidfd, p, 4, m,
+					 MEMWATCH_CLEAR_SOFT_DIRTY, cats)) {
+			TH_LOG("%s: reported %#llx %#llx %#llx %#llx",
+			       cases[k].what, (unsigned long long)cats[0],
+			       (unsigned long long)cats[1],
+			       (unsigned long long)cats[2],
+			       (unsigned long long)cats[3]);
+		}
+		snprintf(what, sizeof(what), "%s, not written", cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1111", what);
+		touch(p, 0);
+		touch(p, 2);
+		snprintf(what, sizeof(what), "%s, pages 0 and 2 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "1111", what);
+		/* Cleared as a whole, exact again */
+		__sd_reset(_metadata, self->pidfd, p, 4);
+		touch(p, 3);
+		snprintf(what, sizeof(what), "%s, then cleared, page 3 written",
+			 cases[k].what);
+		__sd_expect_what(_metadata, self->pidfd, p, "0001", what);
+		munmap(area, 6 * pagesize);
+	}
+}
+
+/*
+ * Private hugetlb pages cleared, then moved by mremap(), are reported at
+ * their new address, as PTEs and whole page tables are (mremap_moved,
+ * mremap_whole_page_table).  @written: both huge pages written; otherwise
+ * the first is only read (mapped read-only, clean).
+ */
+static void __hugetlb_mremap(struct __test_metadata *_metadata, int pidfd,
+			     bool written)
+{
+	size_t hp = 2UL << 20, n = 2 * hp / pagesize;
+	char *p, *area, *dst, *q, *map;
+
+	p = hugetlb_map(2 * hp, 21, false);
+	if (!p)
+		SKIP(return, "no two free 2 MiB hugetlb pages");
+	area = mmap(NULL, 4 * hp, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	dst = (char *)(((uintptr_t)area + hp - 1) & ~(uintptr_t)(hp - 1));
+	map = malloc(n);
+	ASSERT_NE(NULL, map);
+
+	if (written)
+		touch(p, 0);
+	else
+		ASSERT_EQ(0, peek(p, 0));
+	touch(p, hp / pagesize);
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, p, n, map,
+				MEMWATCH_CLEAR_SOFT_DIRTY));
+	EXPECT_EQ(0, __hp_dirty(_metadata, pidfd, p, n, map, 0));
+
+	q = mremap(p, 2 * hp, 2 * hp, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, q) {
+		TH_LOG("mremap: %s", strerror(errno));
+	}
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, dst, n, map, 0)) {
+		TH_LOG("huge pages %s, cleared, moved: not reported",
+		       written ? "written" : "read and written");
+	}
+	EXPECT_EQ(written ? 1 : 0, peek(dst, 0));
+	EXPECT_EQ(1, peek(dst, hp / pagesize));
+	/* Exact again after a clear at the new address */
+	EXPECT_EQ(3, __hp_dirty(_metadata, pidfd, dst, n, map,
+				MEMWATCH_CLEAR_SOFT_DIRTY));
+	touch(dst, hp / pagesize + 3);
+	EXPECT_EQ(2, __hp_dirty(_metadata, pidfd, dst, n, map, 0));
+	free(map);
+	munmap(dst, 2 * hp);
+	munmap(area, 4 * hp);
+}
+
+TEST_F_TIMEOUT(memwatch, hugetlb_mremap_written, 60)
+{
+	__hugetlb_mremap(_metadata, self->pidfd, true);
+}
+
+TEST_F_TIMEOUT(memwatch, hugetlb_mremap_read_faulted, 60)
+{
+	__hugetlb_mremap(_metadata, self->pidfd, false);
+}
+
+/*
+ * A clear never splits or merges the target's VMAs.  The target is a child
+ * addressed by its pidfd: it maps @maps mappings of @n pages of a
+ * fixture's kind, each between PROT_NONE pages, writes them, sends the
+ * address of the first and then runs commands of two bytes, an operation
+ * and a page index, answering each with a struct target_reply:
+ *   'w' page	write page of the first mapping
+ *   'b'	the number of its VMAs and the bounds of the first mapping's
+ *   'm'	mremap() the first mapping to twice its size, MREMAP_MAYMOVE
+ *		(ret: 0 or -errno)
+ *   'q'	exit
+ */
+#define LAYOUT_PAGES	64
+#define LAYOUT_MAPS	32
+
+struct target {
+	int sk;
+	pid_t pid;
+	int pidfd;
+	char *addr;
+};
+
+struct target_reply {
+	int64_t ret;
+	uint64_t start, end;
+};
+
+/* A mapping of @kind at addr (MAP_FIXED), at off in fd, or NULL */
+static char *map_kind_at(char *addr, enum kind kind, bool shared, int fd,
+			 off_t off, size_t len)
+{
+	int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED;
+	char *p;
+
+	if (kind == ANON_PRIVATE || kind == ANON_SHARED) {
+		flags |= MAP_ANONYMOUS;
+		fd = -1;
+	}
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, off);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+static void target_loop(int sk, enum kind kind, bool shared, int fd,
+			size_t n, size_t maps)
+{
+	struct target_reply r;
+	uintptr_t start, end;
+	char *area, *p, *q;
+	unsigned char cmd[2];
+	size_t i;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	area = mmap(NULL, (maps * (n + 1) + 1) * pagesize, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		_exit(1);
+	for (i = 0; i < maps; i++) {
+		p = map_kind_at(area + (1 + i * (n + 1)) * pagesize, kind,
+				shared, fd, 0, n * pagesize);
+		if (!p)
+			_exit(1);
+		memset(p, 1, n * pagesize);
+	}
+	p = area + pagesize;
+	vma_bounds(p, &start, &end);	/* let stdio allocate */
+	if (send(sk, &p, sizeof(p), 0) != sizeof(p))
+		_exit(1);
+	while (recv(sk, cmd, sizeof(cmd), MSG_WAITALL) == sizeof(cmd)) {
+		memset(&r, 0, sizeof(r));
+		switch (cmd[0]) {
+		case 'w':
+			touch(p, cmd[1]);
+			break;
+		case 'b':
+			r.ret = vma_bounds(p, &start, &end);
+			r.start = start;
+			r.end = end;
+			break;
+		case 'm':
+			q = mremap(p, n * pagesize, 2 * n * pagesize,
+				   MREMAP_MAYMOVE);
+			if (q == MAP_FAILED) {
+				r.ret = -errno;
+			} else {
+				p = q;
+				r.start = (uintptr_t)q;
+			}
+			break;
+		default:
+			_exit(0);
+		}
+		if (send(sk, &r, sizeof(r), 0) != sizeof(r))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static void __target_start(struct __test_metadata *_metadata,
+			   struct target *t, enum kind k, bool shared,
+			   int fd, size_t n, size_t maps)
+{
+	int sk[2];
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sk));
+	t->pid = fork();
+	ASSERT_GE(t->pid, 0);
+	if (t->pid == 0) {
+		close(sk[0]);
+		target_loop(sk[1], k, shared, fd, n, maps);
+	}
+	close(sk[1]);
+	t->sk = sk[0];
+	ASSERT_EQ(sizeof(t->addr), recv(t->sk, &t->addr, sizeof(t->addr),
+					MSG_WAITALL));
+	t->pidfd = sys_pidfd_open(t->pid, 0);
+	ASSERT_GE(t->pidfd, 0);
+}
+
+static void __target_cmd(struct __test_metadata *_metadata, struct target *t,
+			 char op, unsigned int page, struct target_reply *r)
+{
+	unsigned char cmd[2] = { op, page };
+
+	ASSERT_EQ(sizeof(cmd), send(t->sk, cmd, sizeof(cmd), 0));
+	ASSERT_EQ(sizeof(*r), recv(t->sk, r, sizeof(*r), MSG_WAITALL));
+}
+
+static void __target_end(struct __test_metadata *_metadata, struct target *t)
+{
+	int status;
+
+	send(t->sk, "q", 2, 0);
+	ASSERT_EQ(t->pid, waitpid(t->pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(t->pidfd);
+	close(t->sk);
+}
+
+/*
+ * A sub-range clear of a fresh mapping: the target's VMA keeps its bounds,
+ * its own mremap() of the whole mapping still works, and GetWriteWatch's
+ * precision holds: the cleared pages are not reported again until written,
+ * every other written page still is.
+ */
+TEST_F(kind, subrange_clear_no_vma_split)
+{
+	struct target_reply r0, r1, r;
+	char expect[LAYOUT_PAGES + 1], map[16];
+	struct target t;
+
+	if (self->fd >= 0)
+		ASSERT_EQ(0, ftruncate(self->fd, 2 * LAYOUT_PAGES * pagesize));
+	__target_start(_metadata, &t, variant->kind, variant->shared,
+		       self->fd, LAYOUT_PAGES, 1);
+	__target_cmd(_metadata, &t, 'b', 0, &r0);
+	ASSERT_LT(0, r0.ret);
+	ASSERT_EQ((uintptr_t)t.addr, r0.start);
+	ASSERT_EQ(PG(t.addr, LAYOUT_PAGES), r0.end);
+
+	EXPECT_EQ(16, __mw_scan(_metadata, t.pidfd, t.addr + 16 * pagesize,
+				16, MEMWATCH_CLEAR_SOFT_DIRTY, SD, map));
+	__target_cmd(_metadata, &t, 'b', 0, &r1);
+	EXPECT_EQ(r0.ret, r1.ret) {
+		TH_LOG("the target has %lld VMAs before the clear, %lld after",
+		       (long long)r0.ret, (long long)r1.ret);
+	}
+	EXPECT_TRUE(r0.start == r1.start && r0.end == r1.end) {
+		TH_LOG("the target's VMA [%#llx, %#llx) is [%#llx, %#llx) after the clear",
+		       (unsigned long long)r0.start,
+		       (unsigned long long)r0.end,
+		       (unsigned long long)r1.start,
+		       (unsigned long long)r1.end);
+	}
+
+	memset(expect, '1', LAYOUT_PAGES);
+	memset(expect + 16, '0', 16);
+	expect[LAYOUT_PAGES] = '\0';
+	__sd_expect_what(_metadata, t.pidfd, t.addr, expect,
+			 "pages 16-31 cleared");
+	__target_cmd(_metadata, &t, 'w', 20, &r);
+	__target_cmd(_metadata, &t, 'w', 40, &r);
+	expect[20] = '1';
+	__sd_expect_what(_metadata, t.pidfd, t.addr, expect,
+			 "pages 16-31 cleared, 20 and 40 written");
+
+	__target_cmd(_metadata, &t, 'm', 0, &r);
+	EXPECT_EQ(0, r.ret) {
+		TH_LOG("the target's mremap(p, %d pages, %d pages, MREMAP_MAYMOVE): %s",
+		       LAYOUT_PAGES, 2 * LAYOUT_PAGES, strerror(-r.ret));
+	}
+	__target_end(_metadata, &t);
+}
+
+/*
+ * ResetWriteWatch on parts of many fresh mappings (Wine's heaps) does not
+ * use up the target's max_map_count.
+ */
+TEST_F(kind, subrange_clears_keep_map_count)
+{
+	size_t n = 8, i;
+	struct target_reply r0, r1;
+	struct target t;
+	char map[3];
+
+	__target_start(_metadata, &t, variant->kind, variant->shared,
+		       self->fd, n, LAYOUT_MAPS);
+	__target_cmd(_metadata, &t, 'b', 0, &r0);
+	ASSERT_LT(0, r0.ret);
+	for (i = 0; i < LAYOUT_MAPS; i++)
+		EXPECT_EQ(3, __mw_scan(_metadata, t.pidfd,
+				       t.addr + (i * (n + 1) + 2) * pagesize,
+				       3, MEMWATCH_CLEAR_SOFT_DIRTY, SD, map));
+	__target_cmd(_metadata, &t, 'b', 0, &r1);
+	EXPECT_EQ(r0.ret, r1.ret) {
+		TH_LOG("the target has %lld VMAs before %d sub-range clears, %lld after",
+		       (long long)r0.ret, LAYOUT_MAPS, (long long)r1.ret);
+	}
+	__sd_expect_what(_metadata, t.pidfd, t.addr, "11000111",
+			 "first mapping, pages 2-4 cleared");
+	__sd_expect_what(_metadata, t.pidfd,
+			 t.addr + (LAYOUT_MAPS - 1) * (n + 1) * pagesize,
+			 "11000111", "last mapping, pages 2-4 cleared");
+	__target_end(_metadata, &t);
+}
+
+/*
+ * A resume loop over tagged addresses ends, and walk_end keeps the tag
+ * bits of start; regions are reported untagged.  The tag goes where the
+ * CPU ignores it: x86 LAM_U57 (bits 57-62, enabled by arch_prctl()) or
+ * arm64 TBI (bits 56-63, always on).  Returns the tag and sets *mask to
+ * the tag bits, or returns 0 with the reason in why.
+ */
+#ifndef ARCH_ENABLE_TAGGED_ADDR
+#define ARCH_ENABLE_TAGGED_ADDR	0x4002
+#endif
+
+static uint64_t tag_enable(uint64_t *mask, char *why, size_t len)
+{
+#if defined(__x86_64__)
+	if (syscall(SYS_arch_prctl, ARCH_ENABLE_TAGGED_ADDR, 6UL)) {
+		snprintf(why, len,
+			 "arch_prctl(ARCH_ENABLE_TAGGED_ADDR, 6): %s (no LAM in this CPU or kernel)",
+			 strerror(errno));
+		return 0;
+	}
+	*mask = 0x3fULL << 57;
+	return 0x2aULL << 57;
+#elif defined(__aarch64__)
+	*mask = 0xffULL << 56;
+	return 0x5aULL << 56;
+#else
+	snprintf(why, len, "no tagged addresses on this architecture");
+	*mask = 0;
+	return 0;
+#endif
+}
+
+TEST_F(memwatch, tagged_walk_end)
+{
+	const char *pattern = "1011011101101111";
+	uint64_t tag, mask, pos, end, a, base = (uintptr_t)self->addr;
+	struct page_region vec[1];
+	struct memwatch_arg arg;
+	char seen[NPAGES], why[160];
+	int calls;
+	long ret;
+	size_t i;
+
+	sd_prepare(self->addr, pattern);
+	tag = tag_enable(&mask, why, sizeof(why));
+	if (!tag)
+		SKIP(return, "%s", why);
+	pos = base | tag;
+	end = PG(self->addr, NPAGES) | tag;
+	memset(seen, 0, sizeof(seen));
+	for (calls = 0; pos < end; calls++) {
+		ASSERT_LT(calls, 2 * NPAGES) {
+			TH_LOG("the resume loop does not end: walk_end %#llx",
+			       (unsigned long long)pos);
+		}
+		mw_init(&arg, NULL, 0, vec, 1);
+		arg.start = pos;
+		arg.end = end;
+		ret = process_memwatch(self->pidfd, &arg, sizeof(arg),
+				       MEMWATCH_CLEAR_SOFT_DIRTY);
+		ASSERT_GE(ret, 0) {
+			TH_LOG("process_memwatch: %s", strerror(errno));
+		}
+		ASSERT_EQ(tag, arg.walk_end & mask) {
+			TH_LOG("start %#llx end %#llx: walk_end %#llx",
+			       (unsigned long long)arg.start,
+			       (unsigned long long)arg.end,
+			       (unsigned long long)arg.walk_end);
+		}
+		ASSERT_GT(arg.walk_end, pos);
+		ASSERT_LE(arg.walk_end, end);
+		for (i = 0; i < ret; i++) {
+			ASSERT_EQ(0, vec[i].start & mask);
+			ASSERT_GE(vec[i].start, base);
+			ASSERT_LE(vec[i].end, arg.walk_end & ~mask);
+			for (a = vec[i].start; a < vec[i].end; a += pagesize)
+				seen[(a - base) / pagesize]++;
+		}
+		pos = arg.walk_end;
+	}
+	for (i = 0; i < NPAGES; i++)
+		EXPECT_EQ(pattern[i] == '1', seen[i]) {
+			TH_LOG("page %zu", i);
+		}
+	sd_expect(self->addr, 0, "0000000000000000");
+}
+
+/*
+ * Clearing calls with masks that exclude some pages, on every kind of
+ * memory.  Whatever the masks, the call changes the tracking state of
+ * exactly the pages it reports: a reported page is clean after it, a
+ * present or swapped page it did not report keeps its soft-dirty state,
+ * and a write after it to any page is reported.  (A hole of a VM_SOFTDIRTY
+ * VMA that the call did not report may read as clean after it: it holds
+ * nothing written through this mm, and a write to it faults.)
+ *
+ * The mapping has FILTER_UNITS units (base pages; huge pages for hugetlb),
+ * put in a state by a pattern, one character a unit:
+ *   w	written			r	zapped, then read (the zero page
+ *   -	zapped (a hole)			in a private anonymous mapping)
+ *   c	left as it is		S, s	as w and c, then swapped out where
+ *					MADV_PAGEOUT can do it
+ * in three states: a fresh (VM_SOFTDIRTY) mapping; the steady state after
+ * a whole clear; and the steady state after a MAP_FIXED mapping over the
+ * last unit merges and mprotect() RO then RW makes the clean entries
+ * writable (VM_SOFTDIRTY again, with writable clean entries).
+ */
+#define FILTER_UNITS	16
+#define FILTER_HUGE	4	/* units of a hugetlb mapping */
+
+static const struct mw_masks anyof_masks = {	/* any of three */
+	.anyof = PAGE_IS_PFNZERO | PAGE_IS_SWAPPED | PAGE_IS_FILE,
+};
+
+static const struct mw_masks notpresent_masks = {	/* holes and swap */
+	.inverted = PAGE_IS_PRESENT,
+	.mask = PAGE_IS_PRESENT,
+};
+
+enum filter_masks { F_CRIU, F_ANYOF, F_NONE, F_NOTPRESENT };
+
+static const struct mw_masks *filter_masks[] = {
+	[F_CRIU] = &criu_masks,
+	[F_ANYOF] = &anyof_masks,
+	[F_NONE] = &none_masks,
+	[F_NOTPRESENT] = &notpresent_masks,
+};
+
+/* The mapping of a filter test, and how it was made */
+struct filter_map {
+	int pidfd;
+	int fd;
+	enum kind kind;
+	bool shared;
+	bool hugetlb;
+	const struct mw_masks *masks;
+	char *area;	/* PROT_NONE around the mapping */
+	size_t area_len;
+	char *addr;
+	size_t unit;	/* bytes of a unit */
+	size_t units;
+	size_t n;	/* base pages in the mapping */
+	uint64_t *before, *pre, *got, *after;
+};
+
+FIXTURE(filter) {
+	struct filter_map f;
+};
+
+FIXTURE_VARIANT(filter) {
+	enum kind kind;
+	bool shared;
+	bool hugetlb;	/* private hugetlb, 2 MiB pages */
+	enum filter_masks masks;
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_criu) {
+	.kind = ANON_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_anyof) {
+	.kind = ANON_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_none) {
+	.kind = ANON_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_private_notpresent) {
+	.kind = ANON_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_criu) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_anyof) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_none) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, anon_shared_notpresent) {
+	.kind = ANON_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_criu) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_anyof) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_none) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_private_notpresent) {
+	.kind = MEMFD_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_criu) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_anyof) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_none) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, memfd_shared_notpresent) {
+	.kind = MEMFD_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_criu) {
+	.kind = FILE_PRIVATE,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_anyof) {
+	.kind = FILE_PRIVATE,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_none) {
+	.kind = FILE_PRIVATE,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_private_notpresent) {
+	.kind = FILE_PRIVATE,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_criu) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_anyof) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_none) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, file_shared_notpresent) {
+	.kind = FILE_SHARED,
+	.shared = true,
+	.masks = F_NOTPRESENT,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_criu) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_CRIU,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_anyof) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_ANYOF,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_none) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_NONE,
+};
+
+FIXTURE_VARIANT_ADD(filter, hugetlb_private_notpresent) {
+	.kind = ANON_PRIVATE,
+	.hugetlb = true,
+	.masks = F_NOTPRESENT,
+};
+
+/* Map units [first, units) of the mapping at their place */
+static char *filter_map(struct filter_map *f, size_t first)
+{
+	char *addr = f->addr + first * f->unit;
+	size_t len = (f->units - first) * f->unit;
+	char *p;
+
+	if (!f->hugetlb)
+		return map_kind_at(addr, f->kind, f->shared, f->fd,
+				   first * f->unit, len);
+	p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED |
+		 (21 << MAP_HUGE_SHIFT), -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+FIXTURE_SETUP(filter)
+{
+	struct filter_map *f = &self->f;
+	size_t len;
+
+	f->fd = -1;
+	f->pidfd = self_pidfd();
+	if (f->pidfd < 0)
+		return;
+	f->kind = variant->kind;
+	f->shared = variant->shared;
+	f->hugetlb = variant->hugetlb;
+	f->masks = filter_masks[variant->masks];
+	f->unit = f->hugetlb ? 2UL << 20 : pagesize;
+	f->units = f->hugetlb ? FILTER_HUGE : FILTER_UNITS;
+	len = f->units * f->unit;
+	f->n = len / pagesize;
+	switch (f->kind) {
+	case ANON_PRIVATE:
+	case ANON_SHARED:
+		break;
+	case MEMFD_PRIVATE:
+	case MEMFD_SHARED:
+		f->fd = memfd_create("memwatch", 0);
+		ASSERT_GE(f->fd, 0);
+		break;
+	case FILE_PRIVATE:
+	case FILE_SHARED:
+		f->fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		if (f->fd < 0)
+			f->fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		if (f->fd < 0)
+			SKIP(return, "no O_TMPFILE here or in /tmp");
+		break;
+	}
+	if (f->fd >= 0)
+		ASSERT_EQ(0, ftruncate(f->fd, len));
+	/* Between PROT_NONE pages, aligned to the unit */
+	f->area_len = len + 2 * f->unit;
+	f->area = mmap(NULL, f->area_len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, f->area);
+	f->addr = (char *)(((uintptr_t)f->area + pagesize + f->unit - 1) &
+			   ~(uintptr_t)(f->unit - 1));
+	if (!filter_map(f, 0)) {
+		ASSERT_TRUE(f->hugetlb);
+		SKIP(return, "no %d free 2 MiB hugetlb pages", FILTER_HUGE);
+	}
+	f->before = calloc(f->n, sizeof(uint64_t));
+	f->pre = calloc(f->n, sizeof(uint64_t));
+	f->got = calloc(f->n, sizeof(uint64_t));
+	f->after = calloc(f->n, sizeof(uint64_t));
+	ASSERT_TRUE(f->before && f->pre && f->got && f->after);
+}
+
+FIXTURE_TEARDOWN(filter)
+{
+	struct filter_map *f = &self->f;
+
+	if (f->area && f->area != MAP_FAILED)
+		munmap(f->area, f->area_len);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->before);
+	free(f->pre);
+	free(f->got);
+	free(f->after);
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+}
+
+/* Whether MADV_PAGEOUT can make swap entries of the mapping's pages */
+static bool filter_can_swap(const struct filter_map *f)
+{
+	return !f->shared && !f->hugetlb && have_swap();
+}
+
+/* Put the units in the state of pattern (see above) */
+static void __filter_apply(struct __test_metadata *_metadata,
+			   struct filter_map *f, const char *pattern)
+{
+	size_t i, first = 0, last = 0;
+	char *u;
+
+	ASSERT_EQ(f->units, strlen(pattern));
+	for (i = 0; i < f->units; i++) {
+		u = f->addr + i * f->unit;
+		switch (pattern[i]) {
+		case 'w':
+		case 'S':
+			touch(u, 0);
+			break;
+		case 'r':
+			ASSERT_EQ(0, madvise(u, f->unit, MADV_DONTNEED));
+			peek(u, 0);
+			break;
+		case '-':
+			ASSERT_EQ(0, madvise(u, f->unit, MADV_DONTNEED));
+			break;
+		}
+		if (pattern[i] == 's' || pattern[i] == 'S') {
+			if (!last)
+				first = i;
+			last = i + 1;
+		}
+	}
+	if (last && filter_can_swap(f))
+		ASSERT_LE(0, swap_out(f->pidfd, f->addr + first * f->unit,
+				      (last - first) * f->unit / pagesize));
+}
+
+/* The categories of a cats[] entry, as letters */
+static const char *cats_str(uint64_t c, char *buf, size_t len)
+{
+	if (!(c & CAT_REPORTED)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	snprintf(buf, len, "%s%s%s%s%s%s",
+		 c & PAGE_IS_PRESENT ? "P" : "",
+		 c & PAGE_IS_SWAPPED ? "S" : "",
+		 c & PAGE_IS_FILE ? "F" : "",
+		 c & PAGE_IS_PFNZERO ? "Z" : "",
+		 c & SD ? "D" : "",
+		 c & ~(ALL_CATS | CAT_REPORTED) ? "?" : "");
+	return buf;
+}
+
+/*
+ * The clearing call with the variant's masks, then the checks: it reported
+ * what the same query reported just before; each reported page is clean;
+ * each present or swapped page not reported kept its soft-dirty state; a
+ * write to every unit is reported; cleared as a whole, the mapping is
+ * exact again.  Pages are named by index and categories: P present,
+ * S swapped, F file, Z zero page, D soft-dirty, - not reported.
+ */
+static void __filter_check(struct __test_metadata *_metadata,
+			   struct filter_map *f, const char *state)
+{
+	const struct mw_masks all = { 0 };
+	size_t i, bad_query = 0, bad_clear = 0, bad_kept = 0, bad_write = 0;
+	size_t last = f->n - f->unit / pagesize;
+	char b0[16], b1[16], b2[16];
+	uint64_t b, g, a;
+	long reported;
+
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->before);
+	reported = __cats_scan(_metadata, f->pidfd, f->addr, f->n, f->masks,
+			       0, f->pre);
+	EXPECT_EQ(reported,
+		  __cats_scan(_metadata, f->pidfd, f->addr, f->n, f->masks,
+			      MEMWATCH_CLEAR_SOFT_DIRTY, f->got));
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+
+	for (i = 0; i < f->n; i++) {
+		b = f->before[i];
+		g = f->got[i];
+		a = f->after[i];
+		if (g != f->pre[i] && !bad_query++)
+			TH_LOG("%s: page %zu: %s by the query, %s by the clear",
+			       state, i, cats_str(f->pre[i], b0, 16),
+			       cats_str(g, b1, 16));
+		if (g && (a & SD) && !bad_clear++)
+			TH_LOG("%s: page %zu (%s) reported by the clear, %s after it",
+			       state, i, cats_str(g, b0, 16),
+			       cats_str(a, b1, 16));
+		if (!g && (b & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)) &&
+		    ((a ^ b) & SD) && !bad_kept++)
+			TH_LOG("%s: page %zu not reported by the clear, %s before it, %s after it",
+			       state, i, cats_str(b, b0, 16),
+			       cats_str(a, b1, 16));
+	}
+	EXPECT_EQ(0, bad_query);
+	EXPECT_EQ(0, bad_clear);
+	EXPECT_EQ(0, bad_kept) {
+		TH_LOG("%s: %zu pages the clear did not report changed state",
+		       state, bad_kept);
+	}
+
+	for (i = 0; i < f->units; i++)
+		touch(f->addr + i * f->unit, 0);
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+	for (i = 0; i < f->n; i++)
+		if (!(f->after[i] & SD) && !bad_write++)
+			TH_LOG("%s: page %zu written, unreported: %s before, %s by clear, %s now",
+			       state, i, cats_str(f->before[i], b0, 16),
+			       cats_str(f->got[i], b1, 16),
+			       cats_str(f->after[i], b2, 16));
+	EXPECT_EQ(0, bad_write) {
+		TH_LOG("%s: %zu written pages not reported", state,
+		       bad_write);
+	}
+
+	__sd_reset(_metadata, f->pidfd, f->addr, f->n);
+	touch(f->addr + (f->units - 1) * f->unit, 0);
+	__cats_scan(_metadata, f->pidfd, f->addr, f->n, &all, 0, f->after);
+	bad_write = 0;
+	for (i = 0; i < f->n; i++) {
+		bool dirty = f->after[i] & SD, written = i >= last;
+
+		if (dirty != written && !bad_write++)
+			TH_LOG("%s, cleared, last unit written: page %zu %s",
+			       state, i, cats_str(f->after[i], b0, 16));
+	}
+	EXPECT_EQ(0, bad_write);
+}
+
+static const char *filter_pattern(const struct filter_map *f, bool fresh)
+{
+	if (f->hugetlb)
+		return fresh ? "wr-w" : "wcr-";
+	return fresh ? "wwwwrrrr----SSSS" : "wwccrrrr----SSss";
+}
+
+/* A fresh mapping: VM_SOFTDIRTY, written, read, holes and swapped pages */
+TEST_F_TIMEOUT(filter, fresh, 60)
+{
+	__filter_apply(_metadata, &self->f, filter_pattern(&self->f, true));
+	__filter_check(_metadata, &self->f, "fresh");
+}
+
+/* The steady state: no VM_SOFTDIRTY, soft-dirty and clean entries */
+static void __filter_steady(struct __test_metadata *_metadata,
+			    struct filter_map *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->units; i++)
+		touch(f->addr + i * f->unit, 0);
+	__sd_reset(_metadata, f->pidfd, f->addr, f->n);
+	__filter_apply(_metadata, f, filter_pattern(f, false));
+}
+
+TEST_F_TIMEOUT(filter, steady, 60)
+{
+	__filter_steady(_metadata, &self->f);
+	__filter_check(_metadata, &self->f, "steady");
+}
+
+/*
+ * VM_SOFTDIRTY again over clean entries that mprotect() made writable:
+ * Hildenbrand's sequence, where the kind of memory allows the merge.
+ */
+TEST_F_TIMEOUT(filter, remerged, 60)
+{
+	struct filter_map *f = &self->f;
+	size_t len = f->units * f->unit;
+
+	__filter_steady(_metadata, f);
+	ASSERT_NE(NULL, filter_map(f, f->units - 1)) {
+		TH_LOG("mmap(MAP_FIXED): %s", strerror(errno));
+	}
+	if (!f->hugetlb)
+		madvise(f->addr, len, MADV_NOHUGEPAGE);
+	ASSERT_EQ(0, mprotect(f->addr, len, PROT_READ));
+	ASSERT_EQ(0, mprotect(f->addr, len, PROT_READ | PROT_WRITE));
+	__filter_check(_metadata, f, "remerged");
+}
+
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
 TEST(no_soft_dirty)
