@@ -353,10 +353,12 @@ static bool memwatch_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
  *
  * GUP-fast pins a page without the page table lock and then reads the entry
  * again, dropping the pin if it changed. So the pin is tested only once the
- * entry is cleared, after a full barrier: either GUP-fast sees the change
- * and backs off, or the pin is seen here (as KSM's write_protect_page()
- * does). Tested first, a pin taken in between would let a DMA write the page
- * behind a clean entry.
+ * entry is really empty (ptep_get_and_clear(), not the intermediate entry of
+ * ptep_modify_prot_start(), which stays present and writable on some
+ * architectures), after a full barrier: either GUP-fast sees the change and
+ * backs off, or the pin is seen here (as KSM's write_protect_page() does).
+ * Tested first, a pin taken in between would let a DMA write the page behind
+ * a clean entry.
  *
  * Return: true if a present PTE changed and the TLB needs a flush.
  */
@@ -375,13 +377,14 @@ static bool memwatch_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 		return false;
 	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
 		return false;
-	old = ptep_modify_prot_start(vma, addr, pte);
+	old = ptep_get_and_clear(vma->vm_mm, addr, pte);
+	/* Pairs with the barrier after GUP-fast takes its pin */
 	smp_mb();
 	if (memwatch_pte_pinned(vma, addr, old))
 		new = pte_mksoft_dirty(old);
 	else
 		new = pte_clear_soft_dirty(pte_wrprotect(old));
-	ptep_modify_prot_commit(vma, addr, pte, old, new);
+	set_pte_at(vma->vm_mm, addr, pte, new);
 	return true;
 }
 
@@ -466,8 +469,13 @@ static void memwatch_change_pmd(struct memwatch_walk *w,
 		swp_entry_t entry;
 
 		if (pmd_present(pmd)) {
-			/* As memwatch_clear_pte(): the pin test comes last */
+			/*
+			 * As memwatch_clear_pte(): the pin test comes last.
+			 * pmdp_invalidate(), not a clear: a PMD must never
+			 * look empty to MADV_DONTNEED under the read lock.
+			 */
 			pmd = pmdp_invalidate(vma, addr, pmdp);
+			/* Pairs with the barrier after GUP-fast takes its pin */
 			smp_mb();
 			if (folio_maybe_dma_pinned(page_folio(pmd_page(pmd))))
 				pmd = pmd_mksoft_dirty(pmd);
@@ -693,13 +701,14 @@ static bool memwatch_clear_huge_pte(struct vm_area_struct *vma,
 	if (!pte_soft_dirty(pte) && !huge_pte_write(pte))
 		return false;
 	/* As memwatch_clear_pte(): the pin test comes last */
-	old = huge_ptep_modify_prot_start(vma, addr, ptep);
+	old = huge_ptep_get_and_clear(vma->vm_mm, addr, ptep, psize);
+	/* Pairs with the barrier after GUP-fast takes its pin */
 	smp_mb();
 	if (folio_maybe_dma_pinned(page_folio(pte_page(old))))
 		new = pte_mksoft_dirty(old);
 	else
 		new = pte_clear_soft_dirty(huge_pte_wrprotect(old));
-	huge_ptep_modify_prot_commit(vma, addr, ptep, old, new);
+	set_huge_pte_at(vma->vm_mm, addr, ptep, new, psize);
 	return true;
 }
 
@@ -779,8 +788,10 @@ out_unlock:
  * migration entry of the whole VMA that is not soft-dirty becomes so,
  * keeping its access. The VMA then has the same state without the flag,
  * which can be cleared on the whole VMA, with no split, while the matching
- * pages are cleared one by one. Only holes change: they have no content
- * written through this mm, and a write that fills one makes it soft-dirty.
+ * pages are cleared one by one. Only holes change: their content is zeros
+ * or the backing object's (in a shared mapping, also a written page that
+ * reclaim unmapped, which soft-dirty never tracked), and a write that fills
+ * one faults and makes it soft-dirty.
  *
  * The mmap lock is held for write and the VMA write-locked, so no fault maps
  * a page behind the walk; only a software bit is added, so no secondary MMU
@@ -793,6 +804,9 @@ static int memwatch_mark_pmd(pmd_t *pmd, unsigned long addr,
 	pte_t *start_pte, *pte;
 	spinlock_t *ptl;		/* page table lock */
 
+	/* The flag is still set: stopping here changes nothing */
+	if (fatal_signal_pending(current))
+		return -EINTR;
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	ptl = pmd_trans_huge_lock(pmd, vma);
 	if (ptl) {
@@ -961,6 +975,21 @@ static int memwatch_test_vma(struct memwatch_walk *w,
 }
 
 /*
+ * Every page of @vma that a call does not report has its state in its entry
+ * once memwatch_mark_pmd() ran: the flag goes for the whole VMA, which keeps
+ * its bounds.
+ */
+static void memwatch_drop_vm_softdirty(struct memwatch_walk *w,
+				       struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_SOFTDIRTY))
+		return;
+	vm_flags_clear(vma, VM_SOFTDIRTY);
+	vma_set_page_prot(vma);
+	w->changed = true;
+}
+
+/*
  * Walk from @addr under the mmap lock until the range, the output or the
  * budget of the chunk ends. Sets w->walk_end. Return: 0 or -errno.
  */
@@ -1010,6 +1039,19 @@ static int memwatch_walk_chunk(struct memwatch_walk *w, struct mm_struct *mm,
 							  NULL);
 				if (ret < 0)
 					return ret;
+				/*
+				 * The flag carries nothing the entries do not,
+				 * holes aside, which w->hole_cats still counts
+				 * for this walk. Clear it, and restore
+				 * write-notify, before any entry is cleaned: a
+				 * migration that restores a cleaned entry of a
+				 * shared mapping takes vm_page_prot as it finds
+				 * it. hugetlb (private only: shared is never
+				 * cleared) waits, so that EINVAL for a partial
+				 * first page changes nothing.
+				 */
+				if (!is_vm_hugetlb_page(vma))
+					memwatch_drop_vm_softdirty(w, vma);
 				ops = w->hole_match ? &memwatch_wrlock_hole_ops :
 						      &memwatch_wrlock_ops;
 			} else {
@@ -1021,17 +1063,9 @@ static int memwatch_walk_chunk(struct memwatch_walk *w, struct mm_struct *mm,
 				return ret;
 			if (w->err)
 				return w->err;
-			/*
-			 * Every page of the VMA that was not reported has its
-			 * state in its entry now (memwatch_mark_pmd()): the
-			 * flag goes for the whole VMA, which keeps its bounds.
-			 */
 			stop = w->stop ? w->walk_end : vend;
-			if (w->clear_vma && stop > addr) {
-				vm_flags_clear(vma, VM_SOFTDIRTY);
-				vma_set_page_prot(vma);
-				w->changed = true;
-			}
+			if (w->clear_vma && stop > addr)
+				memwatch_drop_vm_softdirty(w, vma);
 			if (w->stop)
 				return 0;
 		}
