@@ -2602,6 +2602,37 @@ FIXTURE_VARIANT_ADD(kind, file_shared) {
 	.shared = true,
 };
 
+/*
+ * The file behind a mapping of kind @k, @len bytes long. Return: its fd,
+ * -1 for anonymous memory, or -2 if there is no O_TMPFILE here or in /tmp.
+ */
+static int __kind_fd(struct __test_metadata *_metadata, enum kind k,
+		     size_t len)
+{
+	int fd = -1;
+
+	switch (k) {
+	case ANON_PRIVATE:
+	case ANON_SHARED:
+		return -1;
+	case MEMFD_PRIVATE:
+	case MEMFD_SHARED:
+		fd = memfd_create("memwatch", 0);
+		break;
+	case FILE_PRIVATE:
+	case FILE_SHARED:
+		fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		if (fd < 0)
+			fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		if (fd < 0)
+			return -2;
+		break;
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, ftruncate(fd, len));
+	return fd;
+}
+
 FIXTURE_SETUP(kind)
 {
 	int flags;
@@ -2609,29 +2640,12 @@ FIXTURE_SETUP(kind)
 	self->pidfd = self_pidfd();
 	if (self->pidfd < 0)
 		return;
-	self->fd = -1;
+	self->fd = __kind_fd(_metadata, variant->kind, NPAGES * pagesize);
+	if (self->fd == -2)
+		SKIP(return, "no O_TMPFILE here or in /tmp");
 	flags = variant->shared ? MAP_SHARED : MAP_PRIVATE;
-	switch (variant->kind) {
-	case ANON_PRIVATE:
-	case ANON_SHARED:
+	if (self->fd < 0)
 		flags |= MAP_ANONYMOUS;
-		break;
-	case MEMFD_PRIVATE:
-	case MEMFD_SHARED:
-		self->fd = memfd_create("memwatch", 0);
-		ASSERT_GE(self->fd, 0);
-		break;
-	case FILE_PRIVATE:
-	case FILE_SHARED:
-		self->fd = open(".", O_TMPFILE | O_RDWR, 0600);
-		if (self->fd < 0)
-			self->fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
-		if (self->fd < 0)
-			SKIP(return, "no O_TMPFILE here or in /tmp");
-		break;
-	}
-	if (self->fd >= 0)
-		ASSERT_EQ(0, ftruncate(self->fd, NPAGES * pagesize));
 	/* Between PROT_NONE pages, so that it never merges */
 	self->addr = mmap(NULL, (NPAGES + 2) * pagesize, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -5096,26 +5110,9 @@ FIXTURE_SETUP(filter)
 	f->units = f->hugetlb ? FILTER_HUGE : FILTER_UNITS;
 	len = f->units * f->unit;
 	f->n = len / pagesize;
-	switch (f->kind) {
-	case ANON_PRIVATE:
-	case ANON_SHARED:
-		break;
-	case MEMFD_PRIVATE:
-	case MEMFD_SHARED:
-		f->fd = memfd_create("memwatch", 0);
-		ASSERT_GE(f->fd, 0);
-		break;
-	case FILE_PRIVATE:
-	case FILE_SHARED:
-		f->fd = open(".", O_TMPFILE | O_RDWR, 0600);
-		if (f->fd < 0)
-			f->fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
-		if (f->fd < 0)
-			SKIP(return, "no O_TMPFILE here or in /tmp");
-		break;
-	}
-	if (f->fd >= 0)
-		ASSERT_EQ(0, ftruncate(f->fd, len));
+	f->fd = __kind_fd(_metadata, f->kind, len);
+	if (f->fd == -2)
+		SKIP(return, "no O_TMPFILE here or in /tmp");
 	/* Between PROT_NONE pages, aligned to the unit */
 	f->area_len = len + 2 * f->unit;
 	f->area = mmap(NULL, f->area_len, PROT_NONE,
