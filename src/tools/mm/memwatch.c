@@ -945,12 +945,12 @@ static int by_addr(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* FILE.map: one "START-END OFFSET" line per run of the image */
-static uint64_t write_map(const char *file)
+/* FILE.map: one "START-END OFFSET" line per run; returns the runs */
+static uint64_t write_map(const char *file, uint64_t *pages)
 {
 	struct slot *s = malloc((table_used + 1) * sizeof(*s));
 	size_t i, n = 0;
-	uint64_t live = 0;
+	uint64_t runs = 0;
 	char path[4096];
 	FILE *f;
 
@@ -964,7 +964,7 @@ static uint64_t write_map(const char *file)
 	qsort(s, n, sizeof(*s), by_addr);
 	fprintf(f, "# memwatch precopy of process %d: START-END FILE-OFFSET, page size %lu\n",
 		pid, page_size);
-	for (i = 0; i < n; live++) {
+	for (i = 0; i < n; runs++) {
 		size_t j = i + 1;
 
 		while (j < n && s[j].addr == s[j - 1].addr + page_size &&
@@ -977,7 +977,8 @@ static uint64_t write_map(const char *file)
 	}
 	fclose(f);
 	free(s);
-	return n;
+	*pages = n;
+	return runs;
 }
 
 /*
@@ -1076,7 +1077,7 @@ static int cmd_precopy(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	uint64_t start = 0, end, task_size, prev = UINT64_MAX, total = 0;
-	uint64_t file_pages = 0, unseen = 0, nmap;
+	uint64_t file_pages = 0, unseen = 0, nmap, npages;
 	struct regions l = { 0 };
 	const char *file = NULL;
 	bool do_verify = false;
@@ -1156,9 +1157,10 @@ static int cmd_precopy(int argc, char **argv)
 		if (last)
 			final_pages(start, end, &l, &st, &file_pages, &unseen);
 		total += st.copied + st.zero;
-		printf("round %ld%s: %llu pages written, %llu copied (%s), ",
+		printf("round %ld%s: %llu pages %s, %llu copied (%s), ",
 		       round, last ? " (stopped)" : "",
-		       (unsigned long long)(round ? written : 0),
+		       (unsigned long long)written,
+		       round ? "written" : "present",
 		       (unsigned long long)st.copied,
 		       human(b1, st.copied * page_size));
 		printf("%llu zero, %llu gone, %.1f ms",
@@ -1183,9 +1185,9 @@ static int cmd_precopy(int argc, char **argv)
 		printf("%llu pages never reported written\n",
 		       (unsigned long long)unseen);
 	}
-	nmap = write_map(file);
+	nmap = write_map(file, &npages);
 	printf("image: %llu pages in %llu runs, ",
-	       (unsigned long long)table_used, (unsigned long long)nmap);
+	       (unsigned long long)npages, (unsigned long long)nmap);
 	printf("%llu pages copied in all (%s) in %ld rounds",
 	       (unsigned long long)total, human(b1, total * page_size),
 	       round + 1);
