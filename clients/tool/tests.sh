@@ -5,11 +5,11 @@
 # broken build of the tool that --verify must catch, and the clear_refs
 # comparison as diagnostics.
 #
-# Each precopy target is one line of TARGETS, NAME:COMMAND; the command
-# must keep running (and writing) for a few seconds.
+# The precopy targets are the lines of ./targets, NAME:COMMAND, written by
+# clients/tool/check; each command must keep running (and writing) for the
+# whole precopy, a minute at most.
 
-TARGETS="churn:./churn -T -d 600 -s ${CHURN_SEED:-1}
-writer:./writer 256"
+TARGETS=$(cat targets)
 
 n=0
 ntargets=$(echo "$TARGETS" | grep -c :)
