@@ -90,12 +90,16 @@
  * lost=N, then TAP "ok 1 churn: no lost writes".
  *
  * Usage: churn [-d SECONDS] [-c CHECKPOINT_MS] [-s SEED] [-w WRITERS]
- *	       [-C CHURNERS] [-n] [-p] [-H] [-v]
+ *	       [-C CHURNERS] [-n] [-p] [-H] [-T] [-v]
  *
  * -n: never mremap() a whole PMD-aligned page table (move_normal_pmd()
  *     loses soft-dirty: see repro/mremap_pmd.c), move entry by entry.
  * -p: plain filter on every call, as before random masks.
  * -H: no hugetlb slots.
+ * -T: target only: run the writers and churners in this process for -d
+ *     seconds (or until killed) with no process_memwatch() call of its
+ *     own, for an outside monitor such as tools/mm/memwatch (soft-dirty
+ *     has one consumer: a call here would re-arm the monitor's pages).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -998,22 +1002,31 @@ static const char *hugetlb_unavailable(void)
 static void usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [-d SECONDS] [-c CHECKPOINT_MS] [-s SEED] "
-		"[-w WRITERS] [-C CHURNERS] [-n] [-p] [-H] [-v]\n", argv0);
+		"[-w WRITERS] [-C CHURNERS] [-n] [-p] [-H] [-T] [-v]\n", argv0);
 	exit(2);
+}
+
+/* -T: stop the target's threads after @arg seconds */
+static void *stop_after(void *arg)
+{
+	sleep((uintptr_t)arg);
+	atomic_store(&ctl->stop, 1);
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	int duration = 60, interval_ms = 2000, nwriters = 2, nchurners = 2;
 	uint64_t t0, next_cp, end;
-	int opt, status, i, err = 0, no_huge = 0;
+	int opt, status, i, err = 0, no_huge = 0, target_only = 0;
+	pthread_t timer;
 	const char *why;
 	size_t f;
 	void *res;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	seed = time(NULL);
-	while ((opt = getopt(argc, argv, "d:c:s:w:C:npHv")) != -1) {
+	while ((opt = getopt(argc, argv, "d:c:s:w:C:npHTv")) != -1) {
 		switch (opt) {
 		case 'd': duration = atoi(optarg); break;
 		case 'c': interval_ms = atoi(optarg); break;
@@ -1023,6 +1036,7 @@ int main(int argc, char **argv)
 		case 'n': no_pmd_move = 1; break;
 		case 'p': plain_only = 1; break;
 		case 'H': no_huge = 1; break;
+		case 'T': target_only = 1; break;
 		case 'v': verbose = 1; break;
 		default: usage(argv[0]);
 		}
@@ -1036,13 +1050,14 @@ int main(int argc, char **argv)
 	ms = seed * 0x94D049BB133111EBULL | 1;
 	nthreads = nwriters + nchurners;
 
-	tap_plan(1);
+	if (!target_only)
+		tap_plan(1);
 	printf("# churn: seed %llu, %d s, checkpoint every %d ms, %d writers, "
 	       "%d churners, region %lu MiB, %s filters\n",
 	       (unsigned long long)seed, duration, interval_ms, nwriters,
 	       nchurners, REGION_SIZE >> 20,
 	       plain_only ? "plain" : "random");
-	if (!memwatch_supported()) {
+	if (!target_only && !memwatch_supported()) {
 		tap_skip("churn: no lost writes (process_memwatch not supported)");
 		return tap_exit();
 	}
@@ -1071,6 +1086,13 @@ int main(int argc, char **argv)
 		return tap_exit();
 	}
 	region = (char *)(((uintptr_t)res + PMD_SIZE - 1) & ~(PMD_SIZE - 1));
+	if (target_only) {
+		printf("# target only: pid %d, region %p\n", getpid(), region);
+		if (pthread_create(&timer, NULL, stop_after,
+				   (void *)(uintptr_t)duration))
+			return 3;
+		target(nwriters, nchurners);
+	}
 
 	tpid = fork();
 	if (tpid < 0) {
