@@ -17,8 +17,9 @@
  * the time the world was stopped and the longest stop, the total time,
  * and the number of mappings (/proc/self/maps lines) over the run.
  *
- * Usage: gcbench [-c CYCLES] [-n LIVE] [-b BUFFER_MIB] [-e SOURCE]
+ * Usage: gcbench [-c CYCLES] [-n LIVE] [-b BUFFER_MIB] [-e SOURCE] [-f]
  * SOURCE (what the run must use): process_memwatch, pagemap or mprotect.
+ * -f runs the cycles in a forked child, on the heap it inherited.
  * The environment chooses: GC_NO_PROCESS_MEMWATCH=1 forces pagemap +
  * clear_refs, GC_USE_GETWRITEWATCH=0 forces mprotect. Output is TAP with a
  * "# result" line of key=value pairs for bench scripts.
@@ -34,6 +35,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #define GC_THREADS
 #include "gc.h"
@@ -157,6 +159,23 @@ static long minflt(void)
 	return ru.ru_minflt;
 }
 
+/* The process a pidfd names, from /proc/self/fdinfo/FD. */
+static long pidfd_pid(const char *fd)
+{
+	char path[300], line[256];
+	long pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", fd);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Pid:", 4))
+			pid = atol(line + 4);
+	if (f)
+		fclose(f);
+	return pid;
+}
+
 /*
  * Which source of dirty bits the collector uses, from what it holds open:
  * a pidfd (process_memwatch), /proc/PID/pagemap (clear_refs), or neither
@@ -179,11 +198,18 @@ static const char *dirty_source(void)
 		if (n <= 0)
 			continue;
 		target[n] = 0;
-		pidfd |= !strcmp(target, "anon_inode:[pidfd]");
 		pagemap |= strstr(target, "/pagemap") != NULL;
+		if (strcmp(target, "anon_inode:[pidfd]"))
+			continue;
+		/* A pidfd of another process (the parent) is no use */
+		pidfd = pidfd_pid(d->d_name) == getpid() ? 1 : -1;
+		if (pidfd < 0)
+			break;
 	}
 	if (dir)
 		closedir(dir);
+	if (pidfd < 0)
+		return "stale-pidfd";
 	if (pidfd && !pagemap)
 		return "process_memwatch";
 	if (pagemap && !pidfd)
@@ -203,16 +229,18 @@ int main(int argc, char **argv)
 	long page = sysconf(_SC_PAGESIZE);
 	double t0, total;
 	char *buf;
-	int opt, test = 0, fail = 0;
+	int opt, test = 0, fail = 0, forked = 0, status;
+	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "c:n:b:e:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:n:b:e:f")) != -1) {
 		switch (opt) {
 		case 'c': cycles = atol(optarg); break;
 		case 'n': nlive = atol(optarg); break;
 		case 'b': buf_mib = atol(optarg); break;
 		case 'e': expect = optarg; break;
+		case 'f': forked = 1; break;
 		default:
-			fprintf(stderr, "usage: %s [-c CYCLES] [-n LIVE] [-b MIB] [-e SOURCE]\n",
+			fprintf(stderr, "usage: %s [-c CYCLES] [-n LIVE] [-b MIB] [-e SOURCE] [-f]\n",
 				argv[0]);
 			return 2;
 		}
@@ -220,10 +248,10 @@ int main(int argc, char **argv)
 
 	/* A crash (a freed live object) must not lose what was printed */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	GC_set_handle_fork(1);
 	GC_INIT();
 	GC_enable_incremental();
 	GC_set_on_collection_event(on_event);
-	source = want = dirty_source();
 
 	pages = buf_mib * 1024 * 1024 / page;
 	buf = mmap(NULL, pages * page, PROT_READ | PROT_WRITE,
@@ -247,9 +275,33 @@ int main(int argc, char **argv)
 	}
 	GC_gcollect();
 
+	/*
+	 * -f: the cycles run in a child, on the heap it inherited: the
+	 * collector must reopen its pidfd, the inherited one names us.
+	 */
+	if (forked) {
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0) {
+			printf("Bail out! fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+				return 1;
+			return WEXITSTATUS(status);
+		}
+		GC_gcollect();	/* no parallel markers in the child yet */
+		GC_start_mark_threads();
+		/* Copy the buffer before counting faults in it */
+		for (i = 0; i < pages; i++)
+			buf[i * page] = 2;
+	}
+	source = want = dirty_source();
+
 	printf("1..4\n");
-	printf("# gcbench: source %s, %ld cycles, %ld live objects, %ld buffer pages\n",
-	       source, cycles, nlive, pages);
+	printf("# gcbench: source %s, %ld cycles, %ld live objects, %ld buffer pages%s\n",
+	       source, cycles, nlive, pages, forked ? ", in a forked child" : "");
 	stopped_total = stopped_max = 0;
 	nstops = 0;
 	t0 = now();
