@@ -5337,6 +5337,144 @@ TEST_F_TIMEOUT(filter, remerged, 60)
 
 /* ---- Without CONFIG_MEM_SOFT_DIRTY ---- */
 
+/*
+ * The categories other than soft-dirty, which every architecture has:
+ * this fixture does not need soft-dirty tracking, so it also runs where
+ * there is none (arm64 in 6.12), and the uffd-wp asynchronous mode
+ * through MEMWATCH_WP_MATCHING where the architecture has uffd-wp.
+ */
+FIXTURE(nosd) {
+	int pidfd;
+	char *addr;
+};
+
+FIXTURE_SETUP(nosd)
+{
+	self->pidfd = -1;
+	self->addr = NULL;
+	if (!memwatch_supported())
+		SKIP(return, "process_memwatch() not supported");
+	self->pidfd = sys_pidfd_open(getpid(), 0);
+	ASSERT_GE(self->pidfd, 0);
+	self->addr = map_guarded(NPAGES);
+	ASSERT_NE(NULL, self->addr);
+}
+
+FIXTURE_TEARDOWN(nosd)
+{
+	if (self->addr)
+		unmap_guarded(self->addr, NPAGES);
+	if (self->pidfd >= 0)
+		close(self->pidfd);
+}
+
+/* Written pages are present; a read-faulted one maps the zero page */
+TEST_F(nosd, present_and_zero_page)
+{
+	const uint64_t p = PAGE_IS_PRESENT, z = PAGE_IS_PFNZERO;
+
+	touch(self->addr, 0);
+	touch(self->addr, 1);
+	ASSERT_EQ(0, peek(self->addr, 2));
+	query(self->addr, 4, 0, p, 0, p | z, { 0, 2, p }, { 2, 3, p | z });
+	/* Inverted: the pages that are not the zero page */
+	query(self->addr, 4, z, p | z, 0, p, { 0, 2, p });
+	query_none(self->addr, 4, 0, 0, PAGE_IS_SWAPPED | PAGE_IS_FILE |
+		   PAGE_IS_HUGE, p);
+}
+
+/* A shared file mapping's pages are present and file-backed */
+TEST_F(nosd, file)
+{
+	const uint64_t p = PAGE_IS_PRESENT, f = PAGE_IS_FILE;
+	int memfd = memfd_create("memwatch", 0);
+	char *m;
+
+	ASSERT_GE(memfd, 0);
+	ASSERT_EQ(0, ftruncate(memfd, 4 * pagesize));
+	m = mmap(NULL, 4 * pagesize, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 memfd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	touch(m, 1);
+	touch(m, 2);
+	query(m, 4, 0, p, 0, p | f, { 1, 3, p | f });
+	query(m, 4, 0, f, 0, f, { 1, 3, f });
+	munmap(m, 4 * pagesize);
+	close(memfd);
+}
+
+/* A page swapped out is reported swapped, not present */
+TEST_F(nosd, swapped)
+{
+	const uint64_t p = PAGE_IS_PRESENT, s = PAGE_IS_SWAPPED;
+
+	if (!have_swap())
+		SKIP(return, "no swap");
+	touch(self->addr, 0);
+	touch(self->addr, 1);
+	if (swap_out(self->pidfd, self->addr, 1) != 1)
+		SKIP(return, "MADV_PAGEOUT did not swap the page out");
+	query(self->addr, 2, 0, 0, p | s, p | s, { 0, 1, s }, { 1, 2, p });
+	EXPECT_EQ(1, peek(self->addr, 0));
+	query(self->addr, 2, 0, p, 0, p | s, { 0, 2, p });
+}
+
+/* A transparent huge page is reported huge over its whole range */
+TEST_F(nosd, thp)
+{
+	const uint64_t p = PAGE_IS_PRESENT, h = PAGE_IS_HUGE;
+	size_t pmd = read_pmd_pagesize();
+	struct page_region vec[2];
+	struct memwatch_arg arg;
+	char *t;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	t = thp_map(pmd);
+	ASSERT_NE(NULL, t);
+	memset(t, 1, pmd);
+	if (!check_huge_anon(t, 1, pmd)) {
+		munmap(t, pmd);
+		SKIP(return, "could not allocate a THP");
+	}
+	mw_init(&arg, t, pmd, vec, 2);
+	arg.category_mask = p;
+	arg.return_mask = p | h;
+	ASSERT_EQ(1, process_memwatch(self->pidfd, &arg, sizeof(arg), 0));
+	EXPECT_EQ((uintptr_t)t, vec[0].start);
+	EXPECT_EQ((uintptr_t)t + pmd, vec[0].end);
+	EXPECT_EQ(p | h, vec[0].categories);
+	munmap(t, pmd);
+}
+
+/*
+ * uffd-wp in asynchronous mode (Wine's GetWriteWatch): MEMWATCH_WP_MATCHING
+ * reports the written pages and write-protects them again, atomically.
+ */
+TEST_F(nosd, wp_matching)
+{
+	int uffd;
+
+	memset(self->addr, 1, NPAGES * pagesize);
+	uffd = uffd_wp_async(self->addr, NPAGES * pagesize, false, true);
+	if (uffd < 0)
+		SKIP(return, "no async uffd-wp: %s", strerror(errno));
+	wr_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 1);
+	touch(self->addr, 2);
+	touch(self->addr, 9);
+	wr_expect(self->addr, 0, "0110000001000000");
+	wr_expect(self->addr, MEMWATCH_WP_MATCHING, "0110000001000000");
+	wr_expect(self->addr, 0, "0000000000000000");
+	touch(self->addr, 2);
+	touch(self->addr, 15);
+	wr_expect(self->addr, MEMWATCH_WP_MATCHING, "0010000000000001");
+	wr_expect(self->addr, 0, "0000000000000000");
+	EXPECT_EQ(3, peek(self->addr, 2));
+	close(uffd);
+}
+
+
 TEST(no_soft_dirty)
 {
 	struct page_region vec[4];
