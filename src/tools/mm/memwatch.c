@@ -16,6 +16,11 @@
  * round.  Only the reported pages are re-armed, and nothing but the
  * target's page tables changes: its mappings are never split or merged.
  *
+ * Soft-dirty has one consumer per process: clearing it here takes the
+ * writes away from anyone else who clears it in the same target (bdwgc's
+ * incremental mode, a CRIU pre-dump, another memwatch).  Do not watch a
+ * process that tracks its own soft-dirty bits.
+ *
  * The core needs only pidfd_open(2), process_memwatch(2) and
  * process_vm_readv(2).  /proc/PID/maps, when it can be read, names the
  * mappings in the output.  --method=clear_refs runs the same precopy loop
@@ -242,42 +247,61 @@ static int open_target(const char *arg)
 }
 
 /*
- * The end of the target's address space: the highest of the usual user
- * limits that the call accepts (end above it is EFAULT).  This also tells
- * whether the call exists and is allowed, before anything changes.
+ * Whether the call accepts a range ending at @end: 1 if so, 0 if @end is
+ * above the target's address space (EFAULT).  Anything else means this is
+ * not process_memwatch(), or it is not allowed.
+ */
+static int end_accepted(uint64_t end)
+{
+	struct memwatch_arg arg = {
+		.start = end - page_size,
+		.end = end,
+		.walk_end = 1,
+	};
+
+	if (!sys_process_memwatch(&arg, 0)) {
+		if (arg.walk_end != arg.end)
+			fatal("system call %d is not process_memwatch() in this kernel",
+			      __NR_process_memwatch);
+		return 1;
+	}
+	if (errno == EINVAL || errno == E2BIG || errno == EBADF)
+		fatal("system call %d is not process_memwatch() in this kernel: %s",
+		      __NR_process_memwatch, strerror(errno));
+	if (errno != EFAULT)
+		call_failed("process_memwatch");
+	return 0;
+}
+
+/*
+ * The end of the target's address space, found by bisection: the call
+ * takes any range below it and refuses (EFAULT) one that ends above.  The
+ * search stays below 2^56, where no architecture puts tag bits that the
+ * kernel would strip.  This also tells whether the call exists and is
+ * allowed, before anything changes.
  */
 static uint64_t target_task_size(void)
 {
-	static const uint64_t limits[] = {
-		(1ULL << 56) - 4096, (1ULL << 47) - 4096,	/* x86-64 */
-		1ULL << 52, 1ULL << 48, 1ULL << 39,		/* arm64, riscv */
-		0xffffe000ULL, 0xc0000000ULL,			/* 32-bit */
-	};
-	size_t i, nr = sizeof(limits) / sizeof(*limits);
-	struct memwatch_arg arg = { 0 };
+	uint64_t lo = 1, hi = (1ULL << 56) / page_size, mid;
 
 	/* the documented probe: a NULL arg of size 0 fails with EINVAL */
 	if (sys_process_memwatch_probe() != -1 || errno != EINVAL)
 		fatal("process_memwatch() is not available in this kernel: %s",
 		      strerror(errno));
-	for (i = 0; i < nr; i++) {
-		arg.start = limits[i] - page_size;
-		arg.end = limits[i];
-		arg.walk_end = 1;
-		if (!sys_process_memwatch(&arg, 0)) {
-			if (arg.walk_end != arg.end)
-				fatal("system call %d is not process_memwatch() in this kernel",
-				      __NR_process_memwatch);
-			return limits[i];
-		}
-		if (errno == EINVAL || errno == E2BIG || errno == EBADF)
-			fatal("system call %d is not process_memwatch() in this kernel: %s",
-			      __NR_process_memwatch, strerror(errno));
-		if (errno != EFAULT)
-			call_failed("process_memwatch");
+	if (!end_accepted(lo * page_size))
+		fatal("cannot find the end of the address space of process %d",
+		      pid);
+	if (end_accepted(hi * page_size))
+		return hi * page_size;
+	/* in pages: lo is accepted, hi is not */
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (end_accepted(mid * page_size))
+			lo = mid;
+		else
+			hi = mid;
 	}
-	fatal("cannot find the end of the address space of process %d", pid);
-	return 0;
+	return lo * page_size;
 }
 
 /* RANGE: START-END or START+LENGTH, in hex or decimal, page aligned */
@@ -302,7 +326,10 @@ static void parse_range(const char *s, uint64_t *start, uint64_t *end,
 	*end = b;
 }
 
-/* Every thread of the target in group stop (state T), from /proc */
+/*
+ * Every thread of the target in group stop (state T) or dead (Z, X), from
+ * /proc.  A ptrace stop (t) is not enough: the tracer may resume it.
+ */
 static bool target_stopped(void)
 {
 	char path[64], spath[512], buf[512], *p;
@@ -327,17 +354,34 @@ static bool target_stopped(void)
 		fclose(f);
 		buf[n > 0 ? n : 0] = 0;
 		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && p[2] != 'T' && p[2] != 't')
+		if (!p || p[1] != ' ' || !strchr("TZX", p[2]))
 			stopped = false;
 	}
 	closedir(d);
 	return stopped;
 }
 
+/*
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT wait while the target is stopped,
+ * so that it is never left stopped; they are delivered once it resumes.
+ */
+static void block_signals(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(how, &set, NULL);
+}
+
 static void stop_target(void)
 {
 	double t0 = now();
 
+	block_signals(SIG_BLOCK);
 	if (send_signal(SIGSTOP))
 		fatal("cannot stop process %d: %s", pid, strerror(errno));
 	stopped_by_us = true;
@@ -352,6 +396,7 @@ static void resume_target(void)
 {
 	send_signal(SIGCONT);
 	stopped_by_us = false;
+	block_signals(SIG_UNBLOCK);
 }
 
 /* ---------------------------------------------------------- mapping names */
@@ -497,7 +542,8 @@ static const char watch_text[] =
 	"default: the whole address space), and print the total and the TOP\n"
 	"(default 10) mappings by pages written.  COUNT intervals (default: until\n"
 	"interrupted).  -j prints one JSON object per interval.  The first call\n"
-	"only arms tracking.\n";
+	"only arms tracking.  Soft-dirty has one consumer: do not watch a process\n"
+	"that tracks its own soft-dirty bits.\n";
 
 static void watch_help(void)
 {
@@ -617,6 +663,7 @@ struct slot {
 	uint64_t addr;		/* 0: free */
 	uint64_t off;
 	bool live;
+	bool stale;		/* written since its copy, which failed */
 };
 
 static struct slot *table;
@@ -678,6 +725,7 @@ static void store(uint64_t addr, const void *data)
 	if (pwrite(image_fd, data, page_size, s->off) != (ssize_t)page_size)
 		fatal("writing the image: %s", strerror(errno));
 	s->live = true;
+	s->stale = false;
 }
 
 /*
@@ -709,6 +757,9 @@ static void read_target(uint64_t addr, size_t len, char *buf, bool *ok)
 			done += page_size;
 		}
 	}
+	/* the pid named the target, not a process that took its number */
+	if (send_signal(0) && errno == ESRCH)
+		fatal("process %d has exited", pid);
 }
 
 /* Copy the pages of @l into the image; a page no longer there is dropped */
@@ -759,10 +810,16 @@ static void copy_regions(const struct regions *l, struct round_stats *st)
 					store(pa, buf + j * page_size);
 					st->copied++;
 				} else {
+					/*
+					 * Reported, so its copy is out of date:
+					 * never put it back in the image.
+					 */
 					s = find_slot(pa);
-					if (s && s->live) {
-						s->live = false;
+					if (s && s->live)
 						st->gone++;
+					if (s) {
+						s->live = false;
+						s->stale = true;
 					}
 				}
 			}
@@ -901,9 +958,10 @@ static void present_pages(uint64_t start, uint64_t end, struct regions *l)
  * settle what soft-dirty does not track.  Discarded pages are no longer
  * present or are the zero page; page cache pages (shared memory, files)
  * can change through another mapping, a truncate or a hole punch: they
- * are copied again, as a dumper takes them from the file.  A page still
- * not in the image was never reported written: tracking lost it, and it
- * is left out so that --verify finds it.
+ * are copied again, as a dumper takes them from the file.  A page whose
+ * copy after a write failed is copied again too.  A page still not in the
+ * image was never reported written: tracking lost it, and it is left out
+ * so that --verify finds it.
  */
 static void final_pages(uint64_t start, uint64_t end, struct regions *l,
 			struct round_stats *st, uint64_t *file_pages,
@@ -927,7 +985,10 @@ static void final_pages(uint64_t start, uint64_t end, struct regions *l,
 		for (a = r->start; a < r->end; a += page_size) {
 			struct slot *s = find_slot(a);
 
-			if (s)
+			if (s && s->stale)
+				regions_add(&file, a, a + page_size,
+					    r->categories);
+			else if (s)
 				s->live = true;
 			else
 				(*unseen)++;
@@ -1050,7 +1111,13 @@ static const char precopy_text[] =
 	"--verify compares the image, byte for byte, with the memory of the\n"
 	"stopped target, before it resumes.  Only pages that are mapped,\n"
 	"present or swapped and readable are compared; a page in the target that\n"
-	"is not in the image counts as differing.\n"
+	"is not in the image counts as differing.  Page cache and zero pages are\n"
+	"copied again in the last round, so this checks the tracking of private\n"
+	"memory.\n"
+	"\n"
+	"Soft-dirty has one consumer: do not copy a process that tracks its own\n"
+	"soft-dirty bits (bdwgc's incremental mode, a CRIU pre-dump), or both\n"
+	"lose writes.  SIGSTOP does not stop asynchronous I/O in flight.\n"
 	"\n"
 	"--method=clear_refs runs the same loop with /proc/PID/pagemap and\n"
 	"/proc/PID/clear_refs (the target stopped around each read and clear,\n"
