@@ -102,6 +102,8 @@
  *     has one consumer: a call here would re-arm the monitor's pages).
  */
 #define _GNU_SOURCE
+/* __u64 is unsigned long long on ppc64 and mips64 too, as %llx expects */
+#define __SANE_USERSPACE_TYPES__
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
