@@ -124,7 +124,8 @@
 #define MADV_REMOVE	9
 #endif
 
-#define PAGE		4096UL
+/* the base page size: 4 KiB on x86, 64 KiB on ppc64le */
+#define PAGE		page_size
 #define PMD_SIZE	(2UL << 20)
 #define HPAGE		PMD_SIZE	/* the hugetlb page size used */
 #define SLOT_SIZE	(2 * PMD_SIZE)
@@ -134,6 +135,7 @@
 #define NSLOTS		(NPRIV + NSHARED + NHUGE)
 #define REGION_SIZE	(NSLOTS * SLOT_SIZE)
 #define MAX_THREADS	16
+#define MOVE_PAGES	(SLOT_SIZE / PAGE / 2 < 64 ? SLOT_SIZE / PAGE / 2 : 64)
 #define MAX_LOST_SHOWN	16
 
 #define CATS_KNOWN	0xffULL
@@ -174,6 +176,7 @@ struct ctl {
 	atomic_ullong memfds;
 };
 
+static unsigned long page_size;
 static struct ctl *ctl;
 static char *region;
 static int nthreads;
@@ -414,7 +417,8 @@ static int do_op(uint64_t *s, enum op op, enum kind *kindp)
 			else if (rnd_below(s, 2))
 				addr += PMD_SIZE;
 		} else {
-			len = (1 + rnd_below(s, 64)) * PAGE;
+			/* up to 64 pages, and half a slot at most */
+			len = (1 + rnd_below(s, MOVE_PAGES)) * PAGE;
 			addr += rnd_below(s, (SLOT_SIZE - len) / PAGE) * PAGE;
 			dst += rnd_below(s, (SLOT_SIZE - len) / PAGE) * PAGE;
 		}
@@ -1027,6 +1031,7 @@ int main(int argc, char **argv)
 	void *res;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	page_size = sysconf(_SC_PAGESIZE);
 	seed = time(NULL);
 	while ((opt = getopt(argc, argv, "d:c:s:w:C:npHTv")) != -1) {
 		switch (opt) {

@@ -150,7 +150,7 @@ static inline bool memwatch_supported(void)
 	pidfd = sys_pidfd_open(getpid(), 0);
 	if (pidfd < 0)
 		return false;
-	arg.start = (uintptr_t)&arg & ~(uintptr_t)4095;
+	arg.start = (uintptr_t)&arg & -(uintptr_t)sysconf(_SC_PAGESIZE);
 	arg.end = arg.start;
 	arg.walk_end = 1;
 	ok = !process_memwatch(pidfd, &arg, sizeof(arg), 0) &&
