@@ -44,13 +44,13 @@
 #include <sys/wait.h>
 
 #include "common.h"
+#include "failinject.h"
 
 #define PAGE		4096UL
 #define PMD_SIZE	(2UL << 20)
 #define LEN		(2 * PMD_SIZE)
 #define NPAGES		(LEN / PAGE)
 #define VEC_MAX		4
-#define DEBUGFS		"/sys/kernel/debug"
 #define WALK_END_UNSET	1ULL	/* never a value the kernel writes */
 
 enum scenario { SC_FRESH, SC_PTES, SC_THP, NR_SC };
@@ -68,7 +68,6 @@ struct child_cmd {
 
 static char *region;		/* same address in both processes */
 static int cmd_pipe[2], ack_pipe[2];
-static int nth_fd = -1;
 static int verbose;
 
 /* The pages a write command touches, computed alike on both sides */
@@ -130,67 +129,6 @@ static bool child_do(const struct child_cmd *c)
 	    read(ack_pipe[0], &ok, 1) != 1)
 		return false;
 	return ok;
-}
-
-/* -------------------------------------------------------- fault injection */
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
-/*
- * Quiet, deterministic injection: no random failures (probability stays
- * 0), no messages or stack dumps, and GFP_KERNEL and order-0 allocations
- * are eligible, as are those that may sleep.
- */
-static const char *setup_injection(void)
-{
-	static const char * const settings[][2] = {
-		{ DEBUGFS "/failslab/verbose", "0" },
-		{ DEBUGFS "/failslab/ignore-gfp-wait", "N" },
-		{ DEBUGFS "/fail_page_alloc/verbose", "0" },
-		{ DEBUGFS "/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ DEBUGFS "/fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ DEBUGFS "/fail_page_alloc/min-order", "0" },
-	};
-	size_t i;
-
-	if (geteuid())
-		return "needs root";
-	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
-	if (nth_fd < 0)
-		return "no fail-nth (CONFIG_FAULT_INJECTION)";
-	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-		if (write_file(settings[i][0], settings[i][1]))
-			return "no failslab or fail_page_alloc in debugfs";
-	return NULL;
-}
-
-static void set_fail_nth(unsigned int n)
-{
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%u", n);
-
-	if (pwrite(nth_fd, buf, len, 0) != len)
-		abort();
-}
-
-/* Whether the failure set up by set_fail_nth() was injected */
-static bool fail_nth_injected(void)
-{
-	char buf[16] = "";
-
-	if (pread(nth_fd, buf, sizeof(buf) - 1, 0) <= 0)
-		abort();
-	return atoi(buf) == 0;
 }
 
 /* --------------------------------------------------------------- monitor */

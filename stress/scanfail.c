@@ -34,71 +34,15 @@
 #include <linux/userfaultfd.h>
 
 #include "common.h"
+#include "failinject.h"
 
 #define WRITTEN		16
 #define VEC_LEN		64
-#define DEBUGFS		"/sys/kernel/debug"
 
 /* A page, a PMD's worth of pages (a page table of 8-byte entries) */
 static unsigned long page, pmd_size, len, npages;
-static int nth_fd, pagemap_fd;
+static int pagemap_fd;
 static char *mem;
-
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
-/* Deterministic and quiet, as in failnth.c; NULL or why it cannot run */
-static const char *setup_injection(void)
-{
-	static const char * const settings[][2] = {
-		{ DEBUGFS "/failslab/verbose", "0" },
-		{ DEBUGFS "/failslab/ignore-gfp-wait", "N" },
-		{ DEBUGFS "/fail_page_alloc/verbose", "0" },
-		{ DEBUGFS "/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ DEBUGFS "/fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ DEBUGFS "/fail_page_alloc/min-order", "0" },
-	};
-	size_t i;
-
-	if (geteuid())
-		return "needs root";
-	if (!access(DEBUGFS "/fail_usercopy", F_OK))
-		return "fail-nth would fail user copies too";
-	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
-	if (nth_fd < 0)
-		return "no fail-nth (CONFIG_FAULT_INJECTION)";
-	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-		if (write_file(settings[i][0], settings[i][1]))
-			return "no failslab or fail_page_alloc in debugfs";
-	return NULL;
-}
-
-static void set_fail_nth(unsigned int n)
-{
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%u", n);
-
-	if (pwrite(nth_fd, buf, len, 0) != len)
-		abort();
-}
-
-static bool fail_nth_injected(void)
-{
-	char buf[16] = "";
-
-	if (pread(nth_fd, buf, sizeof(buf) - 1, 0) <= 0)
-		abort();
-	return atoi(buf) == 0;
-}
 
 static long scan(unsigned long flags, struct page_region *vec, long vec_len,
 		 uint64_t *walk_end)
@@ -215,6 +159,8 @@ int main(int argc, char **argv)
 
 	tap_plan(2);
 	why = setup_injection();
+	if (!why && !access(DEBUGFS "/fail_usercopy", F_OK))
+		why = "fail-nth would fail user copies too";
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	uffd = uffd_open();
 	if (!why && pagemap_fd < 0)
