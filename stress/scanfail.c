@@ -135,7 +135,7 @@ int main(int argc, char **argv)
 	const char *why;
 	uint64_t walk_end;
 	long ret, i;
-	int uffd, opt;
+	int uffd, opt, err;
 
 	while ((opt = getopt(argc, argv, "n:")) != -1) {
 		if (opt != 'n') {
@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 		set_fail_nth(nth);
 		ret = scan(PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 			   vec, VEC_LEN, &walk_end);
+		err = errno;
 		if (!fail_nth_injected()) {
 			set_fail_nth(0);
 			break;
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
 				continue;
 			if (!lost++)
 				printf("# site %u: ret %ld (%s), page %ld no longer written and not reported\n",
-				       nth, ret, ret < 0 ? strerror(errno) : "ok",
+				       nth, ret, ret < 0 ? strerror(err) : "ok",
 				       i);
 		}
 	}
