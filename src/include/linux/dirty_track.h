@@ -3,10 +3,10 @@
  * Page table helpers for write tracking: clearing soft-dirty state and
  * installing userfaultfd write-protection on single entries.
  *
- * They are shared by /proc/PID/clear_refs and PAGEMAP_SCAN in
- * fs/proc/task_mmu.c and by process_memwatch() in mm/memwatch.c. All of
- * them expect the page table lock of the entry to be held, and leave the
- * TLB flush to the caller.
+ * They are shared by /proc/PID/clear_refs in fs/proc/task_mmu.c and by
+ * the page-scan engine of PAGEMAP_SCAN and process_memwatch() in
+ * mm/pagescan.c. All of them expect the page table lock of the entry to
+ * be held, and leave the TLB flush to the caller.
  */
 #ifndef _LINUX_DIRTY_TRACK_H
 #define _LINUX_DIRTY_TRACK_H

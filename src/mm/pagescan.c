@@ -1,0 +1,1315 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The page-scan engine: walk a range of an mm, report the pages that match
+ * PAGE_IS_* categories as struct page_region, and change the pages it
+ * reports under the page table lock of the report: install userfaultfd
+ * write protection (PAGEMAP_SCAN's PM_SCAN_WP_MATCHING) and clear
+ * soft-dirty state (process_memwatch()). Both interfaces are front-ends
+ * that check their arguments and call pagescan().
+ *
+ * Copyright The process_memwatch authors.
+ */
+
+#include <linux/dirty_track.h>
+#include <linux/hugetlb.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagescan.h>
+#include <linux/pagewalk.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/swapops.h>
+#include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
+#include <asm/tlbflush.h>
+#include "internal.h"
+
+/* Default entries of the bounce buffer: one page of struct page_region */
+#define PAGESCAN_BUF_LEN	(PAGE_SIZE / sizeof(struct page_region))
+
+/*
+ * Work done under one hold of the mmap lock: page tables (or THPs, hugetlb
+ * pages, holes and VMAs) examined. Missing tables inside a VMA are skipped
+ * by the page walker without a callback and do not count.
+ */
+#define PAGESCAN_CHUNK_BUDGET	64
+
+/*
+ * Address space a chunk may change: the mmu notifier invalidation of a
+ * chunk starts at the first page table it may change and covers this much
+ * (or one huge page, if larger); the chunk stops before anything beyond.
+ */
+#define PAGESCAN_NOTIFY_SPAN	(PAGESCAN_CHUNK_BUDGET * PMD_SIZE)
+
+/* Why the walk of a chunk stopped before the end of the range */
+enum pagescan_stop {
+	PAGESCAN_WALKING = 0,
+	PAGESCAN_STOP_CHUNK,	/* bounce buffer full or budget spent */
+	PAGESCAN_STOP_WRLOCK,	/* a VM_SOFTDIRTY VMA needs the write lock */
+	PAGESCAN_STOP_FULL,	/* vec full or max_pages found */
+	PAGESCAN_STOP_HUGE,	/* hugetlb page partly inside the range */
+};
+
+struct pagescan_walk {
+	/* Arguments, untagged and normalised */
+	unsigned long start, end, max_pages;
+	unsigned long inverted, mask, anyof, return_mask, interest;
+	unsigned int flags;
+
+	/* State of the VMA being walked */
+	unsigned long vma_cats;
+	unsigned long none_cats;	/* an empty entry of a page table */
+	unsigned long hole_cats;	/* a missing page table */
+	bool none_match, hole_match;
+	bool clear_sd;		/* clear soft-dirty on matching pages */
+	bool clear_vma;		/* clear VM_SOFTDIRTY of the whole VMA */
+	bool wp;		/* uffd-wp matching pages */
+	bool need_sd;		/* only soft-dirty entries can match */
+	bool need_written;	/* only entries without uffd-wp can match */
+
+	/* Output: buf[buf_idx] is the last, possibly open, region */
+	struct page_region *buf;
+	unsigned long buf_len, buf_cap, buf_idx, found;
+	u64 vec_left;		/* entries of the user vec still free */
+	struct page_region __user *vec_out;
+	long nr_out;
+	bool lost;		/* a copy to vec failed */
+
+	/* Progress */
+	struct mm_struct *mm;
+	unsigned long walk_end;
+	unsigned int budget;
+	enum pagescan_stop stop;
+	bool changed;		/* a page table or VMA was changed */
+	bool wrlocked;		/* this chunk holds the mmap lock for write */
+	bool notifying;		/* range is being invalidated */
+	struct mmu_notifier_range range;
+	int err;
+};
+
+static bool pagescan_match(const struct pagescan_walk *w, unsigned long cats)
+{
+	cats ^= w->inverted;
+	if ((cats & w->mask) != w->mask)
+		return false;
+	return !w->anyof || (cats & w->anyof);
+}
+
+static void pagescan_stop(struct pagescan_walk *w, unsigned long addr,
+			  enum pagescan_stop why)
+{
+	w->walk_end = addr;
+	w->stop = why;
+}
+
+/*
+ * Count one unit of work; stop the chunk after @next when it is spent, or
+ * early when a writer waits for the mmap lock held for read, so that an
+ * mmap() or munmap() of the target waits for one page table at most.
+ */
+static bool pagescan_spend(struct pagescan_walk *w, unsigned long next)
+{
+	if (--w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
+		return false;
+	pagescan_stop(w, next, PAGESCAN_STOP_CHUNK);
+	return true;
+}
+
+static inline enum mmu_notifier_event
+pagescan_event(const struct pagescan_walk *w)
+{
+	if (w->flags & PAGESCAN_CLEAR_SOFT_DIRTY)
+		return MMU_NOTIFY_SOFT_DIRTY;
+	return MMU_NOTIFY_PROTECTION_VMA;
+}
+
+/*
+ * Called before the entries of [@addr, @end) may change. The first call in
+ * a chunk starts the mmu notifier invalidation, from @addr over
+ * PAGESCAN_NOTIFY_SPAN from the start of its PMD (or to @end, if further),
+ * and never past the end of the range, so that a secondary MMU does not
+ * drop the mappings of what the chunk will not reach. Return: false, with
+ * the chunk stopped at @addr, when @end is past the invalidated range.
+ */
+static bool pagescan_notify(struct pagescan_walk *w, unsigned long addr,
+			    unsigned long end)
+{
+	unsigned long last;
+
+	if (!(w->flags & PAGESCAN_CHANGE))
+		return true;
+	if (w->notifying) {
+		if (end <= w->range.end)
+			return true;
+		pagescan_stop(w, addr, PAGESCAN_STOP_CHUNK);
+		return false;
+	}
+	last = (addr & PMD_MASK) + PAGESCAN_NOTIFY_SPAN;
+	if (last < addr || last > w->end)
+		last = w->end;
+	mmu_notifier_range_init(&w->range, pagescan_event(w), 0, w->mm, addr,
+				max(last, end));
+	mmu_notifier_invalidate_range_start(&w->range);
+	w->notifying = true;
+	return true;
+}
+
+/*
+ * Return how much of [@addr, @end) can be reported with @cats: all of it,
+ * a part cut short by max_pages, or nothing (@addr) when a new region is
+ * needed and the buffer is full.
+ */
+static unsigned long pagescan_fit(const struct pagescan_walk *w,
+				  unsigned long cats, unsigned long addr,
+				  unsigned long end)
+{
+	unsigned long left = w->max_pages - w->found;
+	const struct page_region *cur;
+
+	if (left < (end - addr) >> PAGE_SHIFT)
+		end = addr + (left << PAGE_SHIFT);
+	if (end == addr || !w->buf)
+		return end;
+
+	cur = &w->buf[w->buf_idx];
+	if (cur->end == addr && cur->categories == (cats & w->return_mask))
+		return end;
+	if (cur->end && w->buf_idx + 1 >= w->buf_cap)
+		return addr;
+	return end;
+}
+
+static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
+			  unsigned long addr, unsigned long end)
+{
+	struct page_region *cur;
+
+	w->found += (end - addr) >> PAGE_SHIFT;
+	if (!w->buf)
+		return;
+
+	cats &= w->return_mask;
+	cur = &w->buf[w->buf_idx];
+	if (cur->end == addr && cur->categories == cats) {
+		cur->end = end;
+		return;
+	}
+	if (cur->end)
+		cur = &w->buf[++w->buf_idx];
+	cur->start = addr;
+	cur->end = end;
+	cur->categories = cats;
+}
+
+/*
+ * Report [@addr, *@end) as far as it fits. Returns true, with *@end moved
+ * to where reporting stopped, when the walk must stop there.
+ */
+static bool pagescan_output(struct pagescan_walk *w, unsigned long cats,
+			    unsigned long addr, unsigned long *end)
+{
+	unsigned long fit = pagescan_fit(w, cats, addr, *end);
+	enum pagescan_stop why;
+
+	if (fit != addr)
+		pagescan_push(w, cats, addr, fit);
+	if (fit == *end)
+		return false;
+
+	if (w->found == w->max_pages || w->buf_cap >= w->vec_left)
+		why = PAGESCAN_STOP_FULL;
+	else
+		why = PAGESCAN_STOP_CHUNK;
+	pagescan_stop(w, fit, why);
+	*end = fit;
+	return true;
+}
+
+/*
+ * A cheap necessary condition for a non-empty PTE to match: the usual masks
+ * (PAGE_IS_SOFT_DIRTY or PAGE_IS_WRITTEN) decide on one bit of the entry,
+ * so most entries are skipped without computing their categories.
+ */
+static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
+					  pte_t pte)
+{
+	if (pte_present(pte))
+		return (!need_sd || pte_soft_dirty(pte)) &&
+		       (!need_written || !pte_uffd_wp(pte));
+	return (!need_sd || pte_swp_soft_dirty(pte)) &&
+	       (!need_written || !pte_swp_uffd_wp_any(pte));
+}
+
+static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
+				       struct vm_area_struct *vma,
+				       unsigned long addr, pte_t pte)
+{
+	unsigned long cats;
+
+	if (pte_present(pte)) {
+		struct page *page;
+
+		cats = PAGE_IS_PRESENT;
+		if (!pte_uffd_wp(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if (is_zero_pfn(pte_pfn(pte)))
+			cats |= PAGE_IS_PFNZERO;
+		if (w->interest & PAGE_IS_FILE) {
+			page = vm_normal_page(vma, addr, pte);
+			if (page && !PageAnon(page))
+				cats |= PAGE_IS_FILE;
+		}
+	} else {
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		cats = PAGE_IS_SWAPPED;
+		if (!pte_swp_uffd_wp_any(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_swp_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if ((w->interest & PAGE_IS_FILE) && is_pfn_swap_entry(entry) &&
+		    !folio_test_anon(pfn_swap_entry_folio(entry)))
+			cats |= PAGE_IS_FILE;
+	}
+	return cats;
+}
+
+/*
+ * A writable migration or device-private entry becomes a writable PTE
+ * again without a fault, so once its soft-dirty bit is cleared it must
+ * also lose write permission, as change_pte_range() does for mprotect().
+ */
+static swp_entry_t pagescan_swp_wrprotect(swp_entry_t entry)
+{
+	pgoff_t offset = swp_offset(entry);
+
+	if (is_writable_migration_entry(entry)) {
+		if (folio_test_anon(pfn_swap_entry_folio(entry)))
+			return make_readable_exclusive_migration_entry(offset);
+		return make_readable_migration_entry(offset);
+	}
+	if (is_writable_device_private_entry(entry))
+		return make_readable_device_private_entry(offset);
+	return entry;
+}
+
+static bool pagescan_swp_writable(swp_entry_t entry)
+{
+	return is_writable_migration_entry(entry) ||
+	       is_writable_device_private_entry(entry);
+}
+
+static pte_t pagescan_swp_clean(pte_t pte)
+{
+	swp_entry_t entry = pte_to_swp_entry(pte);
+	pte_t clean = pte;
+
+	if (pagescan_swp_writable(entry)) {
+		clean = swp_entry_to_pte(pagescan_swp_wrprotect(entry));
+		if (pte_swp_uffd_wp(pte))
+			clean = pte_swp_mkuffd_wp(clean);
+	}
+	return pte_swp_clear_soft_dirty(clean);
+}
+
+/*
+ * A page that may be pinned for DMA can be written through the pin without
+ * a fault, whatever its PTE says, so its soft-dirty state is never cleared:
+ * in a COW mapping write-protecting it would also break the pin on the next
+ * write fault, and in a shared mapping an O_DIRECT read into it would go
+ * unreported.
+ */
+static bool pagescan_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
+				pte_t ptent)
+{
+	struct folio *folio;
+
+	/*
+	 * A page of a COW mapping is pinned only through this mm, exclusive
+	 * (GUP unshares it first), which then has MMF_HAS_PINNED: skip the
+	 * folio lookup in the common case, as clear_refs does.
+	 */
+	if (is_cow_mapping(vma->vm_flags) &&
+	    likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+		return false;
+	folio = vm_normal_folio(vma, addr, ptent);
+	return folio && folio_maybe_dma_pinned(folio);
+}
+
+/*
+ * Clear the soft-dirty state of one matching PTE. A pinned page keeps its
+ * write access and is made soft-dirty instead, so that it keeps being
+ * reported while it is pinned.
+ *
+ * GUP-fast pins a page without the page table lock and then reads the entry
+ * again, dropping the pin if it changed. So the pin is tested only once the
+ * entry is really empty (ptep_get_and_clear(), not the intermediate entry of
+ * ptep_modify_prot_start(), which stays present and writable on some
+ * architectures), after a full barrier: either GUP-fast sees the change and
+ * backs off, or the pin is seen here (as KSM's write_protect_page() does).
+ * Tested first, a pin taken in between would let a DMA write the page behind
+ * a clean entry.
+ *
+ * Return: true if a present PTE changed and the TLB needs a flush.
+ */
+static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
+			       pte_t *pte, pte_t ptent)
+{
+	pte_t old, new;
+
+	if (!pte_present(ptent)) {
+		new = pagescan_swp_clean(ptent);
+		if (!pte_same(new, ptent))
+			set_pte_at(vma->vm_mm, addr, pte, new);
+		return false;
+	}
+	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
+		return false;
+	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	old = ptep_get_and_clear(vma->vm_mm, addr, pte);
+	/* Pairs with the barrier after GUP-fast takes its pin */
+	smp_mb();
+	if (pagescan_pte_pinned(vma, addr, old))
+		new = pte_mksoft_dirty(old);
+	else
+		new = pte_clear_soft_dirty(pte_wrprotect(old));
+	set_pte_at(vma->vm_mm, addr, pte, new);
+	return true;
+}
+
+/* Clear soft-dirty and/or uffd-wp one matching PTE; true if TLB flush */
+static bool pagescan_change_pte(struct pagescan_walk *w,
+				struct vm_area_struct *vma, unsigned long addr,
+				pte_t *pte, pte_t ptent, unsigned long cats)
+{
+	bool flush = false;
+
+	pte_t cur = ptent;
+
+	if (w->clear_sd && !pte_none(ptent))
+		flush = pagescan_clear_pte(vma, addr, pte, ptent);
+	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
+		cur = ptep_get(pte);
+		make_uffd_wp_pte(vma, addr, pte, cur);
+		flush |= pte_present(cur);
+	}
+	if (flush || !pte_same(ptep_get(pte), ptent))
+		w->changed = true;
+	return flush;
+}
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+static unsigned long pagescan_pmd_cats(const struct pagescan_walk *w,
+				       struct vm_area_struct *vma,
+				       unsigned long addr, pmd_t pmd)
+{
+	unsigned long cats = PAGE_IS_HUGE;
+
+	if (pmd_present(pmd)) {
+		struct page *page;
+
+		cats |= PAGE_IS_PRESENT;
+		if (!pmd_uffd_wp(pmd))
+			cats |= PAGE_IS_WRITTEN;
+		if (pmd_soft_dirty(pmd))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if (is_huge_zero_pmd(pmd))
+			cats |= PAGE_IS_PFNZERO;
+		if (w->interest & PAGE_IS_FILE) {
+			page = vm_normal_page_pmd(vma, addr, pmd);
+			if (page && !PageAnon(page))
+				cats |= PAGE_IS_FILE;
+		}
+	} else {
+		swp_entry_t entry = pmd_to_swp_entry(pmd);
+
+		cats |= PAGE_IS_SWAPPED;
+		if (!pmd_swp_uffd_wp(pmd))
+			cats |= PAGE_IS_WRITTEN;
+		if (pmd_swp_soft_dirty(pmd))
+			cats |= PAGE_IS_SOFT_DIRTY;
+		if ((w->interest & PAGE_IS_FILE) && is_pfn_swap_entry(entry) &&
+		    !folio_test_anon(pfn_swap_entry_folio(entry)))
+			cats |= PAGE_IS_FILE;
+	}
+	return cats;
+}
+
+static bool pagescan_pmd_needs_change(const struct pagescan_walk *w,
+				      pmd_t pmd, unsigned long cats)
+{
+	if (w->wp && (cats & PAGE_IS_WRITTEN))
+		return true;
+	if (!w->clear_sd)
+		return false;
+	if (pmd_present(pmd))
+		return pmd_soft_dirty(pmd) || pmd_write(pmd);
+	return pmd_swp_soft_dirty(pmd) ||
+	       pagescan_swp_writable(pmd_to_swp_entry(pmd));
+}
+
+static void pagescan_change_pmd(struct pagescan_walk *w,
+				struct vm_area_struct *vma, unsigned long addr,
+				pmd_t *pmdp, unsigned long cats)
+{
+	pmd_t pmd = pmdp_get(pmdp);
+
+	if (w->clear_sd) {
+		swp_entry_t entry;
+
+		if (pmd_present(pmd)) {
+			/*
+			 * As pagescan_clear_pte(): the pin test comes last.
+			 * pmdp_invalidate(), not a clear: a PMD must never
+			 * look empty to MADV_DONTNEED under the read lock.
+			 */
+			pmd = pmdp_invalidate(vma, addr, pmdp);
+			/* Pairs with the barrier after GUP-fast takes its pin */
+			smp_mb();
+			if (folio_maybe_dma_pinned(page_folio(pmd_page(pmd))))
+				pmd = pmd_mksoft_dirty(pmd);
+			else
+				pmd = pmd_clear_soft_dirty(pmd_wrprotect(pmd));
+			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
+		} else if (!pagescan_swp_writable(pmd_to_swp_entry(pmd))) {
+			clear_soft_dirty_pmd(vma, addr, pmdp);
+		} else {
+			entry = pagescan_swp_wrprotect(pmd_to_swp_entry(pmd));
+			pmd = swp_entry_to_pmd(entry);
+			if (pmd_swp_uffd_wp(pmdp_get(pmdp)))
+				pmd = pmd_swp_mkuffd_wp(pmd);
+			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
+		}
+	}
+	if (w->wp && (cats & PAGE_IS_WRITTEN))
+		make_uffd_wp_pmd(vma, addr, pmdp);
+}
+
+/*
+ * Handle a PMD-mapped THP (or a PMD migration entry) in [@addr, @end).
+ * Return: -EAGAIN when there is none, or after splitting it, so that the
+ * caller walks the PTEs; otherwise 1 to stop the walk, or 0.
+ */
+static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	struct pagescan_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned long haddr = addr & HPAGE_PMD_MASK;
+	unsigned long cats, fit;
+	spinlock_t *ptl;		/* page table lock */
+	pmd_t pmdval;
+
+	ptl = pmd_trans_huge_lock(pmd, vma);
+	if (!ptl)
+		return -EAGAIN;
+
+	pmdval = pmdp_get(pmd);
+	cats = w->vma_cats | pagescan_pmd_cats(w, vma, addr, pmdval);
+	if (!pagescan_match(w, cats))
+		goto out_unlock;
+
+	fit = pagescan_fit(w, cats, addr, end);
+	if (fit != addr && pagescan_pmd_needs_change(w, pmdval, cats) &&
+	    (addr != haddr || fit != haddr + HPAGE_PMD_SIZE)) {
+		/*
+		 * Only part of the THP is covered or can be reported. An
+		 * anonymous THP is split, keeping its state in every PTE,
+		 * and walked again as PTEs. Splitting the PMD of a file
+		 * THP unmaps it: the range then reads as a hole, written in
+		 * a uffd-wp VMA, but the soft-dirty bit is lost. When
+		 * clearing soft-dirty, or with PAGESCAN_KEEP_FILE_THP, leave
+		 * it as it is, reported and still soft-dirty (explicitly so,
+		 * in a VMA whose VM_SOFTDIRTY the call clears).
+		 */
+		if (vma_is_anonymous(vma) ||
+		    !(w->clear_sd || (w->flags & PAGESCAN_KEEP_FILE_THP))) {
+			spin_unlock(ptl);
+			split_huge_pmd(vma, pmd, addr);
+			return -EAGAIN;
+		}
+		pagescan_output(w, cats, addr, &end);
+		goto out_unlock;
+	}
+
+	if (pagescan_output(w, cats, addr, &end) && end == addr)
+		goto out_unlock;
+	if (pagescan_pmd_needs_change(w, pmdval, cats)) {
+		pagescan_change_pmd(w, vma, haddr, pmd, cats);
+		flush_tlb_range(vma, haddr, haddr + HPAGE_PMD_SIZE);
+		w->changed = true;
+	}
+out_unlock:
+	spin_unlock(ptl);
+	return w->stop ? 1 : 0;
+}
+#else
+static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	return -EAGAIN;
+}
+#endif /* CONFIG_TRANSPARENT_HUGEPAGE */
+
+static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	struct pagescan_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned long flush_start = 0, flush_end = 0;
+	bool need_sd = w->need_sd, need_written = w->need_written;
+	bool none_match = w->none_match;
+	pte_t *start_pte, *pte;
+	spinlock_t *ptl;		/* page table lock */
+	int ret;
+
+	if (!pagescan_notify(w, addr, end))
+		return 1;
+	ret = pagescan_thp_entry(pmd, addr, end, walk);
+	if (ret != -EAGAIN) {
+		if (!ret && pagescan_spend(w, end))
+			ret = 1;
+		return ret;
+	}
+
+	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start_pte) {
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	arch_enter_lazy_mmu_mode();
+	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
+		pte_t ptent = ptep_get(pte);
+		unsigned long next = addr + PAGE_SIZE;
+		unsigned long cats;
+
+		if (pte_none(ptent)) {
+			if (!none_match)
+				continue;
+			cats = w->none_cats;
+		} else {
+			if (!pagescan_pte_may_match(need_sd, need_written,
+						    ptent))
+				continue;
+			cats = w->vma_cats |
+			       pagescan_pte_cats(w, vma, addr, ptent);
+			if (!pagescan_match(w, cats))
+				continue;
+		}
+		if (pagescan_output(w, cats, addr, &next) && next == addr)
+			break;
+		if (pagescan_change_pte(w, vma, addr, pte, ptent, cats)) {
+			if (!flush_end)
+				flush_start = addr;
+			flush_end = next;
+		}
+		if (w->stop)
+			break;
+	}
+	/* Leave lazy MMU mode first, so that the updates are visible. */
+	arch_leave_lazy_mmu_mode();
+	if (flush_end) {
+		flush_tlb_range(vma, flush_start, flush_end);
+		w->changed = true;
+	}
+	pte_unmap_unlock(start_pte, ptl);
+	cond_resched();
+
+	if (w->stop)
+		return 1;
+	return pagescan_spend(w, end) ? 1 : 0;
+}
+
+static int pagescan_hugetlb_hole_wp(struct vm_area_struct *vma,
+				    unsigned long addr, unsigned long end);
+
+static int pagescan_pte_hole(unsigned long addr, unsigned long end,
+			     int depth, struct mm_walk *walk)
+{
+	struct pagescan_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	long err;
+
+	if (!w->hole_match)
+		return pagescan_spend(w, end) ? 1 : 0;
+	if (pagescan_output(w, w->hole_cats, addr, &end) && end == addr)
+		return 1;
+	if (w->wp) {
+		if (is_vm_hugetlb_page(vma))
+			err = pagescan_hugetlb_hole_wp(vma, addr, end);
+		else
+			err = uffd_wp_range(vma, addr, end - addr, true);
+		w->changed = true;
+		/*
+		 * The hole is reported: the part of it left without a marker
+		 * reads as written and is reported again, a false positive.
+		 * Without an output vector nothing tells the caller, so the
+		 * walk stops there with the error.
+		 */
+		if (err < 0 && !w->buf) {
+			w->err = err;
+			pagescan_stop(w, end, PAGESCAN_STOP_FULL);
+			return 1;
+		}
+	}
+	if (w->stop)
+		return 1;
+	return pagescan_spend(w, end) ? 1 : 0;
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+static unsigned long pagescan_huge_cats(pte_t pte)
+{
+	unsigned long cats = PAGE_IS_HUGE;
+
+	if (pte_present(pte)) {
+		cats |= PAGE_IS_PRESENT;
+		if (!huge_pte_uffd_wp(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (!PageAnon(pte_page(pte)))
+			cats |= PAGE_IS_FILE;
+		if (is_zero_pfn(pte_pfn(pte)))
+			cats |= PAGE_IS_PFNZERO;
+		if (pte_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+	} else if (is_swap_pte(pte)) {
+		cats |= PAGE_IS_SWAPPED;
+		if (!pte_swp_uffd_wp_any(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_swp_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
+	}
+	return cats;
+}
+
+/* Clear the soft-dirty state of a hugetlb entry; true if TLB flush */
+static bool pagescan_clear_huge_pte(struct vm_area_struct *vma,
+				    unsigned long addr, pte_t *ptep, pte_t pte)
+{
+	unsigned long psize = huge_page_size(hstate_vma(vma));
+	pte_t old, new;
+
+	if (huge_pte_none(pte) || is_hugetlb_entry_hwpoisoned(pte) ||
+	    is_pte_marker(pte))
+		return false;
+	if (is_hugetlb_entry_migration(pte)) {
+		new = pagescan_swp_clean(pte);
+		if (!pte_same(new, pte))
+			set_huge_pte_at(vma->vm_mm, addr, ptep, new, psize);
+		return false;
+	}
+	if (!pte_present(pte) || !IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	if (!pte_soft_dirty(pte) && !huge_pte_write(pte))
+		return false;
+	/* As pagescan_clear_pte(): the pin test comes last */
+	old = huge_ptep_get_and_clear(vma->vm_mm, addr, ptep, psize);
+	/* Pairs with the barrier after GUP-fast takes its pin */
+	smp_mb();
+	if (folio_maybe_dma_pinned(page_folio(pte_page(old))))
+		new = pte_mksoft_dirty(old);
+	else
+		new = pte_clear_soft_dirty(huge_pte_wrprotect(old));
+	set_huge_pte_at(vma->vm_mm, addr, ptep, new, psize);
+	return true;
+}
+
+static int pagescan_hugetlb_entry(pte_t *ptep, unsigned long hmask,
+				  unsigned long addr, unsigned long end,
+				  struct mm_walk *walk)
+{
+	struct pagescan_walk *w = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	struct hstate *h = hstate_vma(vma);
+	unsigned long haddr = addr & hmask;
+	unsigned long cats, fit;
+	bool change, flush = false;
+	spinlock_t *ptl;		/* page table lock */
+	pte_t pte;
+
+	/* Started in pagescan_chunk(): this only checks the bound */
+	if (!pagescan_notify(w, addr, end))
+		return 1;
+	if (w->wp)
+		i_mmap_lock_write(vma->vm_file->f_mapping);
+	ptl = huge_pte_lock(h, walk->mm, ptep);
+
+	pte = huge_ptep_get(walk->mm, addr, ptep);
+	cats = w->vma_cats | pagescan_huge_cats(pte);
+	if (!pagescan_match(w, cats))
+		goto out_unlock;
+
+	change = (w->wp && (cats & PAGE_IS_WRITTEN)) ||
+		 (w->clear_sd && !huge_pte_none(pte));
+	fit = pagescan_fit(w, cats, addr, end);
+	if (fit != addr && change &&
+	    (addr != haddr || fit != haddr + huge_page_size(h))) {
+		/* A hugetlb page cannot be changed in part: stop before it. */
+		if (addr == w->start)
+			w->err = -EINVAL;
+		pagescan_stop(w, addr, PAGESCAN_STOP_HUGE);
+		goto out_unlock;
+	}
+
+	if (pagescan_output(w, cats, addr, &end) && end == addr)
+		goto out_unlock;
+	if (w->clear_sd) {
+		flush = pagescan_clear_huge_pte(vma, haddr, ptep, pte);
+		if (!pte_same(huge_ptep_get(walk->mm, haddr, ptep), pte))
+			w->changed = true;
+	}
+	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
+		pte = huge_ptep_get(walk->mm, haddr, ptep);
+		make_uffd_wp_huge_pte(vma, haddr, ptep, pte);
+		flush = true;
+		w->changed = true;
+	}
+	if (flush) {
+		flush_hugetlb_tlb_range(vma, haddr, haddr + huge_page_size(h));
+		w->changed = true;
+	}
+out_unlock:
+	spin_unlock(ptl);
+	if (w->wp)
+		i_mmap_unlock_write(vma->vm_file->f_mapping);
+
+	if (w->stop)
+		return 1;
+	return pagescan_spend(w, end) ? 1 : 0;
+}
+
+/*
+ * Install uffd-wp markers on the missing hugetlb pages of [@addr, @end).
+ * uffd_wp_range() cannot do it here: hugetlb_change_protection() takes the
+ * hugetlb VMA lock for write, which the walker holds for read. Registration
+ * for uffd-wp unshares the PMDs of the VMA, so the entries need no more than
+ * their page table lock, and the mapping's i_mmap lock against a racing
+ * unshare, as in pagescan_hugetlb_entry().
+ */
+static int pagescan_hugetlb_hole_wp(struct vm_area_struct *vma,
+				    unsigned long addr, unsigned long end)
+{
+	struct hstate *h = hstate_vma(vma);
+	unsigned long size = huge_page_size(h);
+	struct mm_struct *mm = vma->vm_mm;
+	spinlock_t *ptl;		/* page table lock */
+	pte_t *ptep, pte;
+
+	for (addr = ALIGN_DOWN(addr, size); addr < end; addr += size) {
+		ptep = huge_pte_alloc(mm, vma, addr, size);
+		if (!ptep)
+			return -ENOMEM;
+		i_mmap_lock_write(vma->vm_file->f_mapping);
+		ptl = huge_pte_lock(h, mm, ptep);
+		pte = huge_ptep_get(mm, addr, ptep);
+		make_uffd_wp_huge_pte(vma, addr, ptep, pte);
+		/* A fault may have filled the entry since the walker saw it */
+		if (!huge_pte_none(pte))
+			flush_hugetlb_tlb_range(vma, addr, addr + size);
+		spin_unlock(ptl);
+		i_mmap_unlock_write(vma->vm_file->f_mapping);
+	}
+	return 0;
+}
+#else
+#define pagescan_hugetlb_entry NULL
+
+static int pagescan_hugetlb_hole_wp(struct vm_area_struct *vma,
+				    unsigned long addr, unsigned long end)
+{
+	return 0;
+}
+#endif /* CONFIG_HUGETLB_PAGE */
+
+/*
+ * VM_SOFTDIRTY makes every page of a VMA soft-dirty, whatever its entry
+ * says, and entries of such a VMA need not be write-protected for tracking:
+ * mprotect(), a swap-in or a read fault on a shared mapping without
+ * write-notify make them writable and clean. Before a clearing call drops
+ * the flag, it moves that state into the entries: every present, swap or
+ * migration entry of the whole VMA that is not soft-dirty becomes so,
+ * keeping its access. The VMA then has the same state without the flag,
+ * which can be cleared on the whole VMA, with no split, while the matching
+ * pages are cleared one by one. Only holes change: their content is zeros
+ * or the backing object's (in a shared mapping, also a written page that
+ * reclaim unmapped, which soft-dirty never tracked), and a write that fills
+ * one faults and makes it soft-dirty.
+ *
+ * The mmap lock is held for write and the VMA write-locked, so no fault maps
+ * a page behind the walk; only a software bit is added, so no secondary MMU
+ * needs to drop its mappings.
+ */
+static int pagescan_mark_pmd(pmd_t *pmd, unsigned long addr,
+			     unsigned long end, struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->vma;
+	pte_t *start_pte, *pte;
+	spinlock_t *ptl;		/* page table lock */
+
+	/* The flag is still set: stopping here changes nothing */
+	if (fatal_signal_pending(current))
+		return -EINTR;
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	ptl = pmd_trans_huge_lock(pmd, vma);
+	if (ptl) {
+		pmd_t pmdval = pmdp_get(pmd);
+
+		if (pmd_present(pmdval) && !pmd_soft_dirty(pmdval)) {
+			pmdval = pmdp_invalidate_ad(vma, addr & HPAGE_PMD_MASK,
+						    pmd);
+			set_pmd_at(walk->mm, addr & HPAGE_PMD_MASK, pmd,
+				   pmd_mksoft_dirty(pmdval));
+		} else if (!pmd_present(pmdval) &&
+			   !pmd_swp_soft_dirty(pmdval)) {
+			set_pmd_at(walk->mm, addr & HPAGE_PMD_MASK, pmd,
+				   pmd_swp_mksoft_dirty(pmdval));
+		}
+		spin_unlock(ptl);
+		return 0;
+	}
+#endif
+	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start_pte) {
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	arch_enter_lazy_mmu_mode();
+	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
+		pte_t ptent = ptep_get(pte), old;
+
+		if (pte_present(ptent) && !pte_soft_dirty(ptent)) {
+			old = ptep_modify_prot_start(vma, addr, pte);
+			ptep_modify_prot_commit(vma, addr, pte, old,
+						pte_mksoft_dirty(old));
+		} else if (is_swap_pte(ptent) && !pte_swp_soft_dirty(ptent)) {
+			set_pte_at(walk->mm, addr, pte,
+				   pte_swp_mksoft_dirty(ptent));
+		}
+	}
+	arch_leave_lazy_mmu_mode();
+	pte_unmap_unlock(start_pte, ptl);
+	cond_resched();
+	return 0;
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+static int pagescan_mark_hugetlb(pte_t *ptep, unsigned long hmask,
+				 unsigned long addr, unsigned long end,
+				 struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->vma;
+	struct hstate *h = hstate_vma(vma);
+	unsigned long haddr = addr & hmask;
+	spinlock_t *ptl;		/* page table lock */
+	pte_t pte, old;
+
+	ptl = huge_pte_lock(h, walk->mm, ptep);
+	pte = huge_ptep_get(walk->mm, haddr, ptep);
+	if (pte_present(pte) && !pte_soft_dirty(pte)) {
+		old = huge_ptep_modify_prot_start(vma, haddr, ptep);
+		huge_ptep_modify_prot_commit(vma, haddr, ptep, old,
+					     pte_mksoft_dirty(old));
+	} else if (is_swap_pte(pte) && !pte_swp_soft_dirty(pte)) {
+		set_huge_pte_at(walk->mm, haddr, ptep,
+				pte_swp_mksoft_dirty(pte), huge_page_size(h));
+	}
+	spin_unlock(ptl);
+	return 0;
+}
+#else
+#define pagescan_mark_hugetlb NULL
+#endif
+
+static const struct mm_walk_ops pagescan_mark_ops = {
+	.pmd_entry	= pagescan_mark_pmd,
+	.hugetlb_entry	= pagescan_mark_hugetlb,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+/*
+ * Four variants: with the mmap lock held for write a VM_SOFTDIRTY VMA is
+ * write-locked for the walk (PGWALK_WRLOCK), so that no page fault under
+ * the per-VMA lock maps a page between the walk and the clearing of the
+ * flag. ->pte_hole is left out when no hole can match, so that missing
+ * page tables are skipped without a call.
+ */
+static const struct mm_walk_ops pagescan_ops = {
+	.pmd_entry	= pagescan_pmd_entry,
+	.hugetlb_entry	= pagescan_hugetlb_entry,
+	.walk_lock	= PGWALK_RDLOCK,
+};
+
+static const struct mm_walk_ops pagescan_hole_ops = {
+	.pmd_entry	= pagescan_pmd_entry,
+	.pte_hole	= pagescan_pte_hole,
+	.hugetlb_entry	= pagescan_hugetlb_entry,
+	.walk_lock	= PGWALK_RDLOCK,
+};
+
+static const struct mm_walk_ops pagescan_wrlock_ops = {
+	.pmd_entry	= pagescan_pmd_entry,
+	.hugetlb_entry	= pagescan_hugetlb_entry,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+static const struct mm_walk_ops pagescan_wrlock_hole_ops = {
+	.pmd_entry	= pagescan_pmd_entry,
+	.pte_hole	= pagescan_pte_hole,
+	.hugetlb_entry	= pagescan_hugetlb_entry,
+	.walk_lock	= PGWALK_WRLOCK,
+};
+
+/*
+ * Set up the walk of @vma. Return: 0 to walk it, 1 to skip it, or -EPERM
+ * for PAGESCAN_CHECK_WPASYNC on a VMA without async uffd-wp.
+ */
+static int pagescan_test_vma(struct pagescan_walk *w,
+			     struct vm_area_struct *vma)
+{
+	bool wp_allowed = userfaultfd_wp_async(vma) &&
+			  userfaultfd_wp_use_markers(vma);
+	unsigned long cats = 0;
+
+	if (!wp_allowed) {
+		if (w->flags & PAGESCAN_CHECK_WPASYNC)
+			return -EPERM;
+		/* Never put uffd-wp bits in a VMA not registered for it. */
+		if (w->flags & PAGESCAN_WP)
+			return 1;
+	}
+	if (vma->vm_flags & VM_PFNMAP)
+		return 1;
+
+	if (wp_allowed)
+		cats |= PAGE_IS_WPALLOWED;
+	if (vma->vm_flags & VM_SOFTDIRTY)
+		cats |= PAGE_IS_SOFT_DIRTY;
+	if (((cats ^ w->inverted) & w->mask & PAGE_IS_WPALLOWED) !=
+	    (w->mask & PAGE_IS_WPALLOWED))
+		return 1;
+
+	w->vma_cats = cats;
+	/*
+	 * A missing page table is written only in a uffd-wp VMA, where
+	 * registration with WP_UNPOPULATED installs markers, so that a
+	 * missing one means the page was zapped since. A missing hugetlb
+	 * page is never written. PAGEMAP_SCAN takes an empty entry of a page
+	 * table as written in any VMA, as it has no uffd-wp marker;
+	 * PAGESCAN_EMPTY_AS_HOLE takes it as a missing table.
+	 */
+	w->hole_cats = cats;
+	if (userfaultfd_wp(vma) && !is_vm_hugetlb_page(vma))
+		w->hole_cats |= PAGE_IS_WRITTEN;
+	w->hole_match = pagescan_match(w, w->hole_cats);
+	w->none_cats = cats | PAGE_IS_WRITTEN;
+	if (w->flags & PAGESCAN_EMPTY_AS_HOLE)
+		w->none_cats = w->hole_cats;
+	w->none_match = pagescan_match(w, w->none_cats);
+	w->need_sd = (w->mask & ~w->inverted & PAGE_IS_SOFT_DIRTY) &&
+		     !(cats & PAGE_IS_SOFT_DIRTY);
+	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
+
+	/*
+	 * hugetlb has no write-notify for soft-dirty (see
+	 * vma_wants_writenotify()): mprotect() of a shared hugetlb mapping
+	 * makes its PTEs writable without a fault. Its pages are reported
+	 * but never cleared, so they stay soft-dirty.
+	 */
+	w->clear_sd = (w->flags & PAGESCAN_CLEAR_SOFT_DIRTY) &&
+		      !(is_vm_hugetlb_page(vma) &&
+			(vma->vm_flags & VM_MAYSHARE));
+	w->clear_vma = w->clear_sd && (vma->vm_flags & VM_SOFTDIRTY);
+	w->wp = w->flags & PAGESCAN_WP;
+	return 0;
+}
+
+/*
+ * Every page of @vma that a call does not report has its state in its entry
+ * once pagescan_mark_pmd() ran: the flag goes for the whole VMA, which keeps
+ * its bounds.
+ */
+static void pagescan_drop_vm_softdirty(struct pagescan_walk *w,
+				       struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_SOFTDIRTY))
+		return;
+	vm_flags_clear(vma, VM_SOFTDIRTY);
+	vma_set_page_prot(vma);
+	w->changed = true;
+}
+
+/*
+ * Walk from @addr under the mmap lock until the range, the output or the
+ * budget of the chunk ends. Sets w->walk_end. Return: 0 or -errno.
+ */
+static int pagescan_chunk(struct pagescan_walk *w, struct mm_struct *mm,
+			  unsigned long addr)
+{
+	const struct mm_walk_ops *ops;
+	struct vm_area_struct *vma;
+	unsigned long vend, stop;
+	int ret;
+
+	w->budget = PAGESCAN_CHUNK_BUDGET;
+	w->stop = PAGESCAN_WALKING;
+	while (addr < w->end) {
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start >= w->end) {
+			addr = w->end;
+			break;
+		}
+		addr = max(addr, vma->vm_start);
+		vend = min(vma->vm_end, w->end);
+
+		ret = pagescan_test_vma(w, vma);
+		if (ret < 0) {
+			pagescan_stop(w, addr, PAGESCAN_STOP_FULL);
+			return ret;
+		}
+		if (!ret && w->clear_vma && !w->wrlocked) {
+			pagescan_stop(w, addr, PAGESCAN_STOP_WRLOCK);
+			return 0;
+		}
+		/*
+		 * hugetlb entries are walked under the hugetlb VMA lock: start
+		 * the invalidation before, as hugetlb_change_protection() does.
+		 */
+		if (!ret && is_vm_hugetlb_page(vma)) {
+			stop = ALIGN_DOWN(addr, vma_kernel_pagesize(vma)) +
+			       vma_kernel_pagesize(vma);
+			if (!pagescan_notify(w, addr, min(vend, stop)))
+				return 0;
+		}
+		if (!ret) {
+			if (w->clear_vma) {
+				ret = walk_page_range_vma(vma, vma->vm_start,
+							  vma->vm_end,
+							  &pagescan_mark_ops,
+							  NULL);
+				if (ret < 0)
+					return ret;
+				/*
+				 * The flag carries nothing the entries do not,
+				 * holes aside, which w->hole_cats still counts
+				 * for this walk. Clear it, and restore
+				 * write-notify, before any entry is cleaned: a
+				 * migration that restores a cleaned entry of a
+				 * shared mapping takes vm_page_prot as it finds
+				 * it. hugetlb (private only: shared is never
+				 * cleared) waits, so that EINVAL for a partial
+				 * first page changes nothing.
+				 */
+				if (!is_vm_hugetlb_page(vma))
+					pagescan_drop_vm_softdirty(w, vma);
+				ops = w->hole_match ? &pagescan_wrlock_hole_ops :
+						      &pagescan_wrlock_ops;
+			} else {
+				ops = w->hole_match ? &pagescan_hole_ops :
+						      &pagescan_ops;
+			}
+			ret = walk_page_range_vma(vma, addr, vend, ops, w);
+			if (ret < 0)
+				return ret;
+			if (w->err)
+				return w->err;
+			stop = w->stop ? w->walk_end : vend;
+			if (w->clear_vma && stop > addr)
+				pagescan_drop_vm_softdirty(w, vma);
+			if (w->stop)
+				return 0;
+		}
+		addr = vend;
+		if (pagescan_spend(w, addr))
+			return 0;
+	}
+	w->walk_end = addr;
+	return 0;
+}
+
+/* Copy the closed regions (all of them if @final) to the user's vec */
+static int pagescan_flush(struct pagescan_walk *w, bool final)
+{
+	unsigned long n = w->buf_idx;
+
+	if (!w->buf)
+		return 0;
+	if (final && w->buf[n].end)
+		n++;
+	if (n) {
+		if (copy_to_user(w->vec_out, w->buf, n * sizeof(*w->buf))) {
+			w->lost = true;
+			return -EFAULT;
+		}
+		w->vec_out += n;
+		w->vec_left -= n;
+		w->nr_out += n;
+	}
+	/* The last region may still grow: carry it over. */
+	w->buf[0] = w->buf[w->buf_idx];
+	w->buf_idx = 0;
+	return 0;
+}
+
+/*
+ * PAGESCAN_CHECK_WPASYNC: whether every VMA of the range can be
+ * write-protected asynchronously, tested before the walk changes any of
+ * them. A VMA mapped later, between two chunks, stops the walk when it is
+ * reached (pagescan_test_vma()).
+ */
+static int pagescan_check_wpasync(struct pagescan_walk *w,
+				  struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, w->start);
+	struct vm_area_struct *vma;
+
+	for_each_vma_range(vmi, vma, w->end)
+		if (!userfaultfd_wp_async(vma) ||
+		    !userfaultfd_wp_use_markers(vma))
+			return -EPERM;
+	return 0;
+}
+
+/*
+ * Walk the range chunk by chunk: the mmap lock is dropped between chunks
+ * to copy out the regions found, to reschedule and to check for a fatal
+ * signal. Return: 0, or -errno when the walk must end.
+ */
+static int pagescan_walk(struct pagescan_walk *w, struct mm_struct *mm)
+{
+	bool change = w->flags & PAGESCAN_CHANGE;
+	unsigned long addr = w->start;
+	bool first = true;
+	int err;
+
+	w->mm = mm;
+	w->walk_end = addr;
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+
+		w->buf_cap = min_t(u64, w->buf_len, w->vec_left);
+		/*
+		 * Fault the part of vec this chunk can fill in writable
+		 * before any page changes, so that the regions reported for
+		 * changed pages can be copied out.
+		 */
+		if (change && w->buf &&
+		    fault_in_safe_writeable((char __user *)w->vec_out,
+					    w->buf_cap * sizeof(*w->buf)))
+			return -EFAULT;
+
+		if (w->wrlocked)
+			err = mmap_write_lock_killable(mm);
+		else
+			err = mmap_read_lock_killable(mm);
+		if (err)
+			return err;
+
+		if (first && (w->flags & PAGESCAN_CHECK_WPASYNC))
+			err = pagescan_check_wpasync(w, mm);
+		first = false;
+		if (!err)
+			err = pagescan_chunk(w, mm, addr);
+		if (w->notifying) {
+			mmu_notifier_invalidate_range_end(&w->range);
+			w->notifying = false;
+		}
+		if (w->wrlocked)
+			mmap_write_unlock(mm);
+		else
+			mmap_read_unlock(mm);
+		if (err)
+			return err;
+
+		err = pagescan_flush(w, false);
+		if (err)
+			return err;
+
+		addr = w->walk_end;
+		w->wrlocked = w->stop == PAGESCAN_STOP_WRLOCK;
+		if (w->stop != PAGESCAN_STOP_CHUNK &&
+		    w->stop != PAGESCAN_STOP_WRLOCK)
+			return 0;
+		cond_resched();
+	}
+}
+
+/**
+ * pagescan - report and change the pages of a range that match categories
+ * @mm: the mm to walk, with a reference held by the caller
+ * @scan: the range, categories and output; its results are set on return
+ *
+ * Report the pages of [@scan->start, @scan->end) whose PAGE_IS_* categories
+ * match the masks of @scan to @scan->vec, coalesced into struct page_region
+ * entries of equal categories (masked by @scan->return_mask), and change
+ * the matching pages when @scan->flags says so:
+ *
+ * PAGESCAN_WP: uffd write-protect every matching written page of async
+ *	uffd-wp VMAs (markers on matching holes), skipping all other VMAs.
+ *	A hugetlb page only part of which can be reported stops the walk
+ *	before it, or fails the call with -EINVAL when the range starts with
+ *	it.
+ * PAGESCAN_CLEAR_SOFT_DIRTY: clear the soft-dirty state of every matching
+ *	page: see pagescan_clear_pte() and, for VM_SOFTDIRTY,
+ *	pagescan_mark_pmd().
+ * PAGESCAN_CHECK_WPASYNC: fail with -EPERM, before any change, if the range
+ *	holds a VMA without async uffd-wp.
+ *
+ * The walk takes the mmap lock for read in chunks, and drops it to copy the
+ * regions found to @scan->vec. It stops when the range ends, @scan->vec is
+ * full, @scan->max_pages pages were reported, or on an error.
+ *
+ * @scan->walk_end is set to the end of the range when the walk examined
+ * all of it; otherwise to the address where it stopped: nothing at or after
+ * it was reported or changed. @scan->nr_out counts the regions copied out,
+ * @scan->changed says whether an entry or VMA flag changed, and @scan->lost
+ * whether a copy of regions found to @scan->vec failed.
+ *
+ * Return: 0, or -errno (-EFAULT, -EINVAL, -EPERM, -ENOMEM or -EINTR). The
+ * error may come after changes: the caller decides what its interface
+ * reports then, from the results.
+ */
+int pagescan(struct mm_struct *mm, struct pagescan *scan)
+{
+	struct pagescan_walk w = {
+		.start		= scan->start,
+		.end		= scan->end,
+		.max_pages	= scan->max_pages,
+		.inverted	= scan->inverted,
+		.mask		= scan->mask,
+		.anyof		= scan->anyof,
+		.return_mask	= scan->return_mask,
+		.interest	= scan->mask | scan->anyof | scan->return_mask,
+		.flags		= scan->flags,
+		.vec_left	= scan->vec_len,
+		.vec_out	= scan->vec,
+		.buf_len	= scan->buf_len ?: PAGESCAN_BUF_LEN,
+	};
+	int err = 0;
+
+	if (w.vec_left) {
+		w.buf = kmalloc_array(min_t(u64, w.buf_len, w.vec_left),
+				      sizeof(*w.buf), GFP_KERNEL);
+		if (!w.buf) {
+			err = -ENOMEM;
+			goto out;
+		}
+		w.buf[0].start = 0;
+		w.buf[0].end = 0;
+	}
+	err = pagescan_walk(&w, mm);
+	/* What was found before an error is copied out all the same */
+	if (!w.lost && pagescan_flush(&w, true) && !err)
+		err = -EFAULT;
+	kfree(w.buf);
+out:
+	scan->walk_end = w.walk_end ?: scan->start;
+	scan->nr_out = w.nr_out;
+	scan->changed = w.changed;
+	scan->lost = w.lost;
+	return err;
+}
