@@ -348,13 +348,13 @@ static bool thp_available(void)
 	return buf[0] && !strstr(buf, "[never]");
 }
 
-/* One PMD-aligned, PMD-sized anonymous mapping with MADV_HUGEPAGE */
-static char *thp_map(size_t pmd)
+/* One PMD-aligned, PMD-sized reservation of address space */
+static char *pmd_reserve(size_t pmd)
 {
 	char *raw, *p;
 
-	raw = mmap(NULL, 2 * pmd, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	raw = mmap(NULL, 2 * pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
 	if (raw == MAP_FAILED)
 		return NULL;
 	p = (char *)(((uintptr_t)raw + pmd - 1) & ~(pmd - 1));
@@ -362,7 +362,19 @@ static char *thp_map(size_t pmd)
 		munmap(raw, p - raw);
 	if (p + pmd < raw + 2 * pmd)
 		munmap(p + pmd, raw + 2 * pmd - (p + pmd));
-	if (madvise(p, pmd, MADV_HUGEPAGE)) {
+	return p;
+}
+
+/* One PMD-aligned, PMD-sized anonymous mapping with MADV_HUGEPAGE */
+static char *thp_map(size_t pmd)
+{
+	char *p = pmd_reserve(pmd);
+
+	if (!p)
+		return NULL;
+	if (mmap(p, pmd, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p ||
+	    madvise(p, pmd, MADV_HUGEPAGE)) {
 		munmap(p, pmd);
 		return NULL;
 	}
@@ -3050,7 +3062,8 @@ TEST_F_TIMEOUT(ksm, merged_pages, 60)
 
 /*
  * The fixes made to PAGEMAP_SCAN after its merge, and where each one is
- * tested for this walk:
+ * tested. PAGEMAP_SCAN and process_memwatch() share one walk, pagescan()
+ * in mm/pagescan.c, so these cover both:
  *
  *  1 "fix ioctl(PAGEMAP_SCAN) on vma check":
  *    pagemap_scan_fix_vma_check
@@ -3059,7 +3072,7 @@ TEST_F_TIMEOUT(ksm, merged_pages, 60)
  *  3 "fix pagemap_ioctl memory map test" (the test opened __FILE__): this
  *    test never opens its own source or binary, so there is nothing to run.
  *  4 "move mmu notification mechanism inside mm lock": a code review item,
- *    no test; memwatch_walk() sets up and ends the notifier range of each
+ *    no test; pagescan_walk() sets up and ends the notifier range of each
  *    chunk under the mmap lock.
  *  5 "fix uffd-wp confusion in pagemap_scan_pmd_entry":
  *    pagemap_scan_fix_uffd_wp_confusion
@@ -3071,7 +3084,7 @@ TEST_F_TIMEOUT(ksm, merged_pages, 60)
  *    pagemap_scan_fix_huge_zero_pfnzero
  *  9 "check p->vec_buf for NULL": pagemap_scan_fix_null_vec_buf
  * 10 "Fix pte update and tlb maintenance ordering": a code review item, no
- *    test; memwatch_pmd_entry() leaves lazy MMU mode before the flush.
+ *    test; pagescan_pmd_entry() leaves lazy MMU mode before the flush.
  * 11 "fix make_uffd_wp_huge_pte prot-update race":
  *    pagemap_scan_fix_hugetlb_prot_race
  * 12 "use huge_page_size in pagemap_scan_hugetlb_entry":
@@ -4281,6 +4294,192 @@ TEST_F(memwatch, pagemap_scan_fix_pmd_hole_written)
 	free(all);
 	free(none);
 	free(one);
+}
+
+/* ---- Where the call differs from PAGEMAP_SCAN, on one engine ---- */
+
+/*
+ * PAGEMAP_SCAN over [start, start + len) of this process with one mask,
+ * returned and required: the number of regions, or -1 with errno set.
+ */
+static long pm_scan(void *start, size_t len, uint64_t mask, uint64_t flags,
+		    struct page_region *vec, size_t vec_len)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = flags,
+		.start = (uintptr_t)start,
+		.end = (uintptr_t)start + len,
+		.vec = (uintptr_t)vec,
+		.vec_len = vec_len,
+		.category_mask = mask,
+		.return_mask = mask,
+	};
+	long ret;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+	close(fd);
+	return ret;
+}
+
+/*
+ * Difference 1: an empty entry of a populated page table, in a mapping not
+ * registered for uffd-wp, is not written for process_memwatch(), as a page
+ * without a page table is not; PAGEMAP_SCAN reports it written. Both
+ * interfaces share one walk: this checks that each keeps its rule.
+ */
+TEST_F(memwatch, diff_empty_entry_not_written)
+{
+	size_t pmd = read_pmd_pagesize();
+	struct page_region vec[8];
+	struct memwatch_arg arg;
+	char *p;
+	long ret;
+
+	if (!pmd)
+		SKIP(return, "no PMD page size");
+	p = pmd_reserve(pmd);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(p, mmap(p, pmd, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	/* No THP: pages 5 and 7 stay empty entries of page 4's table */
+	madvise(p, pmd, MADV_NOHUGEPAGE);
+	touch(p, 4);
+	touch(p, 6);
+
+	mw_init(&arg, p, 8 * pagesize, vec, ARRAY_SIZE(vec));
+	arg.category_mask = WR;
+	arg.return_mask = WR;
+	ret = process_memwatch(self->pidfd, &arg, sizeof(arg), 0);
+	ASSERT_EQ(2, ret);
+	EXPECT_EQ(PG(p, 4), vec[0].start);
+	EXPECT_EQ(PG(p, 5), vec[0].end);
+	EXPECT_EQ(PG(p, 6), vec[1].start);
+	EXPECT_EQ(PG(p, 7), vec[1].end);
+	EXPECT_EQ(PG(p, 8), arg.walk_end);
+
+	memset(vec, 0, sizeof(vec));
+	ret = pm_scan(p, 8 * pagesize, WR, 0, vec, ARRAY_SIZE(vec));
+	if (ret < 0 && (errno == ENOTTY || errno == ENOENT))
+		SKIP(goto out, "no PAGEMAP_SCAN: %s", strerror(errno));
+	/* Pages 0-3 sit in the same table: empty entries, written too */
+	ASSERT_EQ(1, ret) {
+		TH_LOG("PAGEMAP_SCAN: %ld, %s", ret, strerror(errno));
+	}
+	EXPECT_EQ(PG(p, 0), vec[0].start);
+	EXPECT_EQ(PG(p, 8), vec[0].end);
+out:
+	munmap(p, pmd);
+}
+
+/*
+ * A PMD-mapped, written shmem THP, registered for async uffd-wp without
+ * protection, so that every page is written: NULL if the kernel has none.
+ */
+static char *shmem_thp_uffd(size_t pmd, int *fd, int *uffd)
+{
+	char *p = pmd_reserve(pmd);
+
+	*fd = memfd_create("memwatch-thp", 0);
+	if (!p || *fd < 0 || ftruncate(*fd, pmd) ||
+	    mmap(p, pmd, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 *fd, 0) != p || madvise(p, pmd, MADV_HUGEPAGE))
+		goto fail;
+	*uffd = uffd_wp_async(p, pmd, true, false);
+	if (*uffd < 0)
+		goto fail;
+	memset(p, 1, pmd);
+	if (check_huge_shmem(p, 1, pmd))
+		return p;
+	close(*uffd);
+fail:
+	if (*fd >= 0)
+		close(*fd);
+	if (p)
+		munmap(p, pmd);
+	return NULL;
+}
+
+/*
+ * Difference 5: a file THP only partly inside a write-protecting range is
+ * reported and left whole by process_memwatch(): splitting its PMD would
+ * unmap it and drop its soft-dirty bit. PAGEMAP_SCAN splits it.
+ */
+static void __file_thp_partial_wp(struct __test_metadata *_metadata,
+				  int pidfd, size_t pmd, bool memwatch)
+{
+	size_t n = pmd / pagesize;
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	int fd, uffd;
+	long ret;
+	char *p;
+
+	p = shmem_thp_uffd(pmd, &fd, &uffd);
+	ASSERT_NE(NULL, p);
+	/* The second half: part of the THP */
+	if (memwatch) {
+		mw_init(&arg, p + pmd / 2, pmd / 2, vec, ARRAY_SIZE(vec));
+		arg.category_mask = WR;
+		arg.return_mask = WR;
+		ret = process_memwatch(pidfd, &arg, sizeof(arg),
+				       MEMWATCH_WP_MATCHING);
+	} else {
+		ret = pm_scan(p + pmd / 2, pmd / 2, WR, PM_SCAN_WP_MATCHING,
+			      vec, ARRAY_SIZE(vec));
+	}
+	EXPECT_EQ(1, ret) {
+		TH_LOG("%s: %s", memwatch ? "process_memwatch" : "PAGEMAP_SCAN",
+		       strerror(errno));
+	}
+	EXPECT_EQ(PG(p, n / 2), vec[0].start);
+	EXPECT_EQ(PG(p, n), vec[0].end);
+	if (memwatch) {
+		/* Whole, mapped, and still written: reported again */
+		EXPECT_TRUE(check_huge_shmem(p, 1, pmd));
+		EXPECT_EQ(0, pm_uffd_wp(p, n - 1));
+		EXPECT_EQ(1, process_memwatch(pidfd, &arg, sizeof(arg), 0));
+	} else {
+		/* Split, unmapped, with markers on the range */
+		EXPECT_FALSE(check_huge_shmem(p, 1, pmd));
+		EXPECT_EQ(1, pm_uffd_wp(p, n - 1));
+	}
+	close(uffd);
+	close(fd);
+	munmap(p, pmd);
+}
+
+TEST_F(memwatch, diff_file_thp_partial_wp)
+{
+	static const char knob[] =
+		"/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+	size_t pmd = read_pmd_pagesize();
+	char old[128] = "", *sel, *p;
+	int fd, uffd;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "THP not available");
+	if (read_file_str(knob, old, sizeof(old)) < 0 ||
+	    !(sel = strchr(old, '[')) || !strchr(sel, ']'))
+		SKIP(return, "cannot read %s", knob);
+	*strchr(sel, ']') = '\0';
+	if (write_file_str(knob, "advise"))
+		SKIP(return, "cannot enable shmem THP: %s", strerror(errno));
+	p = shmem_thp_uffd(pmd, &fd, &uffd);
+	if (p) {
+		close(uffd);
+		close(fd);
+		munmap(p, pmd);
+		__file_thp_partial_wp(_metadata, self->pidfd, pmd, true);
+		__file_thp_partial_wp(_metadata, self->pidfd, pmd, false);
+	}
+	write_file_str(knob, sel + 1);
+	if (!p)
+		SKIP(return, "no PMD-mapped shmem THP with async uffd-wp");
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
