@@ -241,6 +241,46 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
 	       (!need_written || !pte_swp_uffd_wp_any(pte));
 }
 
+/* Entries tested at once by pagescan_group_skips(): a 64-byte cache line */
+#define PAGESCAN_GROUP	8
+
+#ifdef CONFIG_X86_64
+/*
+ * Whether none of the PAGESCAN_GROUP entries at @pte can match, from the OR
+ * and the AND of their values, for the usual masks: with @need_sd only a
+ * soft-dirty entry can match (_PAGE_SOFT_DIRTY when present,
+ * _PAGE_SWP_SOFT_DIRTY otherwise) and the caller has made sure that an
+ * empty one cannot; with @need_written only an entry that is not
+ * write-protected can, and an entry is write-protected for sure when it is
+ * present with _PAGE_UFFD_WP. A group this cannot decide is tested entry by
+ * entry. The bits are 0 where the kernel lacks the feature, and so are
+ * pte_soft_dirty() and pte_uffd_wp().
+ */
+static inline bool pagescan_group_skips(pte_t *pte, bool need_sd,
+					bool need_written)
+{
+	pteval_t any = 0, all = ~(pteval_t)0;
+	int i;
+
+	for (i = 0; i < PAGESCAN_GROUP; i++) {
+		pteval_t val = pte_val(ptep_get(pte + i));
+
+		any |= val;
+		all &= val;
+	}
+	if (need_sd && !(any & (_PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY)))
+		return true;
+	return need_written && (all & _PAGE_PRESENT) && (all & _PAGE_UFFD_WP);
+}
+#else
+/* Elsewhere every entry is tested on its own */
+static inline bool pagescan_group_skips(pte_t *pte, bool need_sd,
+					bool need_written)
+{
+	return false;
+}
+#endif
+
 static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
 				       unsigned long addr, pte_t pte)
@@ -387,9 +427,10 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 				pte_t *pte, pte_t ptent, unsigned long cats)
 {
 	bool flush = false;
-
 	pte_t cur = ptent;
 
+	if (!w->clear_sd && !w->wp)
+		return false;
 	if (w->clear_sd && !pte_none(ptent))
 		flush = pagescan_clear_pte(vma, addr, pte, ptent);
 	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
@@ -563,6 +604,9 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	unsigned long flush_start = 0, flush_end = 0;
 	bool need_sd = w->need_sd, need_written = w->need_written;
 	bool none_match = w->none_match;
+	/* An empty entry adds no bit to the OR: it must not match */
+	bool group_sd = need_sd && !none_match;
+	bool group = group_sd || need_written;
 	pte_t *start_pte, *pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
@@ -583,10 +627,18 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	}
 	arch_enter_lazy_mmu_mode();
 	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
-		pte_t ptent = ptep_get(pte);
 		unsigned long next = addr + PAGE_SIZE;
 		unsigned long cats;
+		pte_t ptent;
 
+		if (group && IS_ALIGNED(addr, PAGESCAN_GROUP * PAGE_SIZE) &&
+		    end - addr >= PAGESCAN_GROUP * PAGE_SIZE &&
+		    pagescan_group_skips(pte, group_sd, need_written)) {
+			pte += PAGESCAN_GROUP - 1;
+			addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
+			continue;
+		}
+		ptent = ptep_get(pte);
 		if (pte_none(ptent)) {
 			if (!none_match)
 				continue;

@@ -4463,9 +4463,11 @@ TEST_F(memwatch, diff_file_thp_partial_wp)
 
 	if (!pmd || !thp_available())
 		SKIP(return, "THP not available");
-	if (read_file_str(knob, old, sizeof(old)) < 0 ||
-	    !(sel = strchr(old, '[')) || !strchr(sel, ']'))
+	if (read_file_str(knob, old, sizeof(old)) < 0)
 		SKIP(return, "cannot read %s", knob);
+	sel = strchr(old, '[');
+	if (!sel || !strchr(sel, ']'))
+		SKIP(return, "no selection in %s: %s", knob, old);
 	*strchr(sel, ']') = '\0';
 	if (write_file_str(knob, "advise"))
 		SKIP(return, "cannot enable shmem THP: %s", strerror(errno));
@@ -4480,6 +4482,88 @@ TEST_F(memwatch, diff_file_thp_partial_wp)
 	write_file_str(knob, sel + 1);
 	if (!p)
 		SKIP(return, "no PMD-mapped shmem THP with async uffd-wp");
+}
+
+/*
+ * The walk tests eight entries of a page table at once where it can
+ * (pagescan_group_skips() on x86_64): one written page at each offset of a
+ * 64-page range, for soft-dirty and for uffd-wp async, through both
+ * interfaces, must be reported alone, and re-armed.
+ */
+#define GROUP_PAGES	64
+
+static void __group_offsets(struct __test_metadata *_metadata, int pidfd,
+			    char *p, uint64_t cat)
+{
+	unsigned int flags = cat == SD ? MEMWATCH_CLEAR_SOFT_DIRTY :
+					 MEMWATCH_WP_MATCHING;
+	struct page_region vec[GROUP_PAGES];
+	struct memwatch_arg arg;
+	long ret;
+	int i, way;
+
+	for (i = 0; i < GROUP_PAGES; i++) {
+		touch(p, i);
+		for (way = 0; way < 2; way++) {
+			memset(vec, 0, sizeof(vec));
+			if (way == 0) {
+				mw_init(&arg, p, GROUP_PAGES * pagesize, vec,
+					GROUP_PAGES);
+				arg.category_mask = cat;
+				arg.return_mask = cat;
+				ret = process_memwatch(pidfd, &arg, sizeof(arg),
+						       0);
+			} else if (cat == WR) {
+				ret = pm_scan(p, GROUP_PAGES * pagesize, WR, 0,
+					      vec, GROUP_PAGES);
+			} else {
+				continue;
+			}
+			ASSERT_EQ(1, ret) {
+				TH_LOG("%s, page %d, %s: %ld",
+				       cat == SD ? "soft-dirty" : "written", i,
+				       way ? "PAGEMAP_SCAN" : "process_memwatch",
+				       ret);
+			}
+			EXPECT_EQ(PG(p, i), vec[0].start);
+			EXPECT_EQ(PG(p, i + 1), vec[0].end);
+		}
+		/* Re-arm the page, and only it */
+		mw_init(&arg, p, GROUP_PAGES * pagesize, vec, GROUP_PAGES);
+		arg.category_mask = cat;
+		arg.return_mask = cat;
+		ASSERT_EQ(1, process_memwatch(pidfd, &arg, sizeof(arg), flags));
+		ASSERT_EQ(0, process_memwatch(pidfd, &arg, sizeof(arg), 0));
+	}
+}
+
+TEST_F(memwatch, group_every_offset)
+{
+	size_t len = GROUP_PAGES * pagesize;
+	struct memwatch_arg arg;
+	char *p;
+	int uffd;
+
+	p = map_guarded(GROUP_PAGES);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	mw_init(&arg, p, len, NULL, 0);
+	ASSERT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	__group_offsets(_metadata, self->pidfd, p, SD);
+	unmap_guarded(p, GROUP_PAGES);
+
+	p = map_guarded(GROUP_PAGES);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	uffd = uffd_wp_async(p, len, false, true);
+	if (uffd < 0) {
+		unmap_guarded(p, GROUP_PAGES);
+		SKIP(return, "no async uffd-wp: %s", strerror(errno));
+	}
+	__group_offsets(_metadata, self->pidfd, p, WR);
+	close(uffd);
+	unmap_guarded(p, GROUP_PAGES);
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
