@@ -99,6 +99,7 @@ static pid_t child;
 static struct page_region *vec;
 static uint64_t *pm_buf;
 static int reps = 7, quick;
+static int have_mw;		/* the kernel has process_memwatch() */
 static unsigned long calls;	/* PAGEMAP_SCAN calls */
 static uint64_t t_start;
 
@@ -139,6 +140,21 @@ static const char *size_name(unsigned long len)
 	else
 		snprintf(buf, sizeof(buf), "%luM", len / MIB);
 	return buf;
+}
+
+/* A memwatch mechanism: skipped on a kernel without the system call */
+static int needs_mw(enum mech m)
+{
+	return m == MW || m == MW_PIDFD || m == MW_SD || m == MW_WRITTEN;
+}
+
+static const char *pattern_name(int pct, int pattern)
+{
+	if (pct == 0)
+		return "none";
+	if (pct == 100)
+		return "all";
+	return pattern == SCATTERED ? "scattered" : "clustered";
 }
 
 /* Pages written by dirty(): scattered evenly, or one contiguous run */
@@ -411,12 +427,13 @@ static void measure(const char *group, struct region *r, int pct,
 		    int pattern, enum mech m, int redirty,
 		    unsigned long expected)
 {
-	const char *pat = pct == 100 ? "all" :
-			  pattern == SCATTERED ? "scattered" : "clustered";
+	const char *pat = pattern_name(pct, pattern);
 	uint64_t t[64], t0;
 	unsigned long pages = 0;
 	int i, bad = 0;
 
+	if (!have_mw && needs_mw(m))
+		return;
 	calls = 0;
 	for (i = -1; i < reps; i++) {
 		if (redirty)
@@ -621,7 +638,23 @@ static void stop_child(void)
 	waitpid(child, NULL, 0);
 }
 
-static const int pcts[] = { 1, 10, 100 };
+static const int pcts[] = { 0, 1, 10, 100 };
+#define NR_PCTS		(int)(sizeof(pcts) / sizeof(pcts[0]))
+
+/* One pattern for nothing or everything written, two otherwise */
+static int one_pattern(int pct)
+{
+	return pct == 0 || pct == 100;
+}
+
+/* Clear soft-dirty on the whole region, with what the kernel has */
+static void reset_sd(struct region *r)
+{
+	if (have_mw)
+		run(MW, r);
+	else
+		clear_refs();
+}
 
 /* find + reset at @len: every mechanism, every density and pattern */
 static void bench_reset(unsigned long len)
@@ -632,9 +665,9 @@ static void bench_reset(unsigned long len)
 
 	region_map(&r, len, SOFTDIRTY, 0, 0);
 	child_region(&c, len, 0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < NR_PCTS; i++) {
 		for (pat = SCATTERED; pat <= CLUSTERED; pat++) {
-			if (pcts[i] == 100 && pat == CLUSTERED)
+			if (one_pattern(pcts[i]) && pat == CLUSTERED)
 				break;
 			exp = nr_written(len / PAGE, pcts[i]);
 			measure("reset", &r, pcts[i], pat, MW, 1, exp);
@@ -645,16 +678,16 @@ static void bench_reset(unsigned long len)
 			dirty(&r, pcts[i], pat);
 			measure("report", &r, pcts[i], pat, SCAN_SD, 0, exp);
 			measure("report", &r, pcts[i], pat, MW_SD, 0, exp);
-			run(MW, &r);
+			reset_sd(&r);
 		}
 	}
 	region_unmap(&c);
 	region_unmap(&r);
 
 	region_map(&r, len, UFFD, 0, 0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < NR_PCTS; i++) {
 		for (pat = SCATTERED; pat <= CLUSTERED; pat++) {
-			if (pcts[i] == 100 && pat == CLUSTERED)
+			if (one_pattern(pcts[i]) && pat == CLUSTERED)
 				break;
 			exp = nr_written(len / PAGE, pcts[i]);
 			measure("reset", &r, pcts[i], pat, UFFD_WP, 1, exp);
@@ -668,9 +701,9 @@ static void bench_reset(unsigned long len)
 	region_unmap(&r);
 
 	region_map(&r, len, MPROTECT, 0, 0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < NR_PCTS; i++) {
 		for (pat = SCATTERED; pat <= CLUSTERED; pat++) {
-			if (pcts[i] == 100 && pat == CLUSTERED)
+			if (one_pattern(pcts[i]) && pat == CLUSTERED)
 				break;
 			exp = nr_written(len / PAGE, pcts[i]);
 			measure("reset", &r, pcts[i], pat, MPROT, 1, exp);
@@ -704,10 +737,12 @@ static void bench_thp(unsigned long len)
 	int i, m;
 
 	for (m = 0; m < 5; m++) {
+		if (!have_mw && needs_mw(mechs[m]))
+			continue;
 		region_map(&r, len, kinds[m], 1, 0);
 		printf("info thp %s AnonHugePages %lu kB\n", mech_name[mechs[m]],
 		       anon_huge_kb());
-		for (i = 0; i < 3; i++) {
+		for (i = 1; i < NR_PCTS; i++) {
 			/* uffd-wp async splits a THP at its first write */
 			exp = mechs[m] == MPROT || mechs[m] == UFFD_WP ?
 			      nr_written(len / PAGE, pcts[i]) :
@@ -736,6 +771,8 @@ static void bench_sparse(void)
 			uint64_t t[64], t0;
 			int k, bad = 0;
 
+			if (!have_mw && needs_mw(mechs[m]))
+				continue;
 			calls = 0;
 			for (k = -1; k < reps; k++) {
 				for (i = 0; i < SPARSE_PAGES; i++)
@@ -774,6 +811,8 @@ static void bench_first_write(unsigned long len)
 	int m, k;
 
 	for (m = 0; m < 5; m++) {
+		if (!have_mw && needs_mw(mechs[m]))
+			continue;
 		region_map(&r, len, kinds[m], 0, 0);
 		for (k = -1; k < reps; k++) {
 			run(mechs[m], &r);
@@ -897,6 +936,10 @@ int main(int argc, char **argv)
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (vec == MAP_FAILED || pm_buf == MAP_FAILED)
 		die("mmap");
+	/* The probe: EINVAL with the system call, ENOSYS without */
+	have_mw = syscall(__NR_process_memwatch, -1, NULL, 0, 0) < 0 &&
+		  errno == EINVAL;
+	printf("info process_memwatch %s\n", have_mw ? "yes" : "no");
 	start_child();
 	if (latency)
 		bench_latency();
