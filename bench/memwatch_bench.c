@@ -487,7 +487,11 @@ static void region_map(struct region *r, unsigned long len, enum kind kind,
 
 	switch (kind) {
 	case SOFTDIRTY:
-		mw(self_pidfd, r, MEMWATCH_CLEAR_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY);
+		if (have_mw)
+			mw(self_pidfd, r, MEMWATCH_CLEAR_SOFT_DIRTY,
+			   PAGE_IS_SOFT_DIRTY);
+		else
+			clear_refs();
 		break;
 	case UFFD:
 		r->uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -664,7 +668,9 @@ static void bench_reset(unsigned long len)
 	int i, pat;
 
 	region_map(&r, len, SOFTDIRTY, 0, 0);
-	child_region(&c, len, 0);
+	/* The child's copy serves process_memwatch through a pidfd only */
+	if (have_mw)
+		child_region(&c, len, 0);
 	for (i = 0; i < NR_PCTS; i++) {
 		for (pat = SCATTERED; pat <= CLUSTERED; pat++) {
 			if (one_pattern(pcts[i]) && pat == CLUSTERED)
@@ -681,7 +687,8 @@ static void bench_reset(unsigned long len)
 			reset_sd(&r);
 		}
 	}
-	region_unmap(&c);
+	if (have_mw)
+		region_unmap(&c);
 	region_unmap(&r);
 
 	region_map(&r, len, UFFD, 0, 0);
