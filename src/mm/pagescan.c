@@ -42,6 +42,15 @@
  */
 #define PAGESCAN_NOTIFY_SPAN	(PAGESCAN_CHUNK_BUDGET * PMD_SIZE)
 
+/*
+ * The categories of a present PTE that come from its uffd-wp and soft-dirty
+ * bits or from its VMA. When the masks see no other, none is inverted and
+ * there is no any-of mask, a present PTE matches and is reported from those
+ * bits alone (pagescan_pmd_entry()).
+ */
+#define PAGESCAN_SIMPLE_CATS	(PAGE_IS_PRESENT | PAGE_IS_WRITTEN |	\
+				 PAGE_IS_SOFT_DIRTY | PAGE_IS_WPALLOWED)
+
 /* Why the walk of a chunk stopped before the end of the range */
 enum pagescan_stop {
 	PAGESCAN_WALKING = 0,
@@ -67,6 +76,7 @@ struct pagescan_walk {
 	bool wp;		/* uffd-wp matching pages */
 	bool need_sd;		/* only soft-dirty entries can match */
 	bool need_written;	/* only entries without uffd-wp can match */
+	bool simple;		/* the masks see only PAGESCAN_SIMPLE_CATS */
 
 	/* Output: buf[buf_idx] is the last, possibly open, region */
 	struct page_region *buf;
@@ -200,6 +210,30 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 	cur->start = addr;
 	cur->end = end;
 	cur->categories = cats;
+}
+
+/*
+ * The common case of pagescan_output() for one page at @addr: it extends
+ * the open region, or counts it when there is no vec, and max_pages is not
+ * reached. Return: false, with nothing done, otherwise.
+ */
+static __always_inline bool pagescan_extend(struct pagescan_walk *w,
+					    unsigned long cats,
+					    unsigned long addr)
+{
+	struct page_region *cur;
+
+	if (w->found >= w->max_pages)
+		return false;
+	if (w->buf) {
+		cur = &w->buf[w->buf_idx];
+		if (cur->end != addr ||
+		    cur->categories != (cats & w->return_mask))
+			return false;
+		cur->end = addr + PAGE_SIZE;
+	}
+	w->found++;
+	return true;
 }
 
 /*
@@ -607,6 +641,8 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	/* An empty entry adds no bit to the OR: it must not match */
 	bool group_sd = need_sd && !none_match;
 	bool group = group_sd || need_written;
+	bool simple = w->simple, change = w->clear_sd || w->wp;
+	unsigned long vma_cats = w->vma_cats, mask = w->mask;
 	pte_t *start_pte, *pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
@@ -639,7 +675,15 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			continue;
 		}
 		ptent = ptep_get(pte);
-		if (pte_none(ptent)) {
+		if (simple && pte_present(ptent)) {
+			cats = vma_cats | PAGE_IS_PRESENT;
+			if (!pte_uffd_wp(ptent))
+				cats |= PAGE_IS_WRITTEN;
+			if (pte_soft_dirty(ptent))
+				cats |= PAGE_IS_SOFT_DIRTY;
+			if ((cats & mask) != mask)
+				continue;
+		} else if (pte_none(ptent)) {
 			if (!none_match)
 				continue;
 			cats = w->none_cats;
@@ -652,9 +696,11 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			if (!pagescan_match(w, cats))
 				continue;
 		}
-		if (pagescan_output(w, cats, addr, &next) && next == addr)
+		if (!pagescan_extend(w, cats, addr) &&
+		    pagescan_output(w, cats, addr, &next) && next == addr)
 			break;
-		if (pagescan_change_pte(w, vma, addr, pte, ptent, cats)) {
+		if (change &&
+		    pagescan_change_pte(w, vma, addr, pte, ptent, cats)) {
 			if (!flush_end)
 				flush_start = addr;
 			flush_end = next;
@@ -1064,6 +1110,8 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 	w->need_sd = (w->mask & ~w->inverted & PAGE_IS_SOFT_DIRTY) &&
 		     !(cats & PAGE_IS_SOFT_DIRTY);
 	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
+	w->simple = !w->inverted && !w->anyof &&
+		    !((w->mask | w->return_mask) & ~PAGESCAN_SIMPLE_CATS);
 
 	/*
 	 * hugetlb has no write-notify for soft-dirty (see
