@@ -275,43 +275,46 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
 	       (!need_written || !pte_swp_uffd_wp_any(pte));
 }
 
-/* Entries tested at once by pagescan_group_skips(): a 64-byte cache line */
+/* Entries tested at once by pagescan_group_hits(): a 64-byte cache line */
 #define PAGESCAN_GROUP	8
 
 #ifdef CONFIG_X86_64
 /*
- * Whether none of the PAGESCAN_GROUP entries at @pte can match, from the OR
- * and the AND of their values, for the usual masks: with @need_sd only a
+ * Which of the PAGESCAN_GROUP entries at @pte may match, as a bit mask, for
+ * the usual masks, from the bits of each value: with @need_sd only a
  * soft-dirty entry can match (_PAGE_SOFT_DIRTY when present,
- * _PAGE_SWP_SOFT_DIRTY otherwise) and the caller has made sure that an
+ * _PAGE_SWP_SOFT_DIRTY otherwise), and the caller has made sure that an
  * empty one cannot; with @need_written only an entry that is not
  * write-protected can, and an entry is write-protected for sure when it is
- * present with _PAGE_UFFD_WP. A group this cannot decide is tested entry by
- * entry. The bits are 0 where the kernel lacks the feature, and so are
+ * present with _PAGE_UFFD_WP. The entries left in the mask are tested one by
+ * one. The bits are 0 where the kernel lacks the feature, and so are
  * pte_soft_dirty() and pte_uffd_wp().
  */
-static inline bool pagescan_group_skips(pte_t *pte, bool need_sd,
-					bool need_written)
+static inline unsigned int pagescan_group_hits(pte_t *pte, bool need_sd,
+					       bool need_written)
 {
-	pteval_t any = 0, all = ~(pteval_t)0;
+	const pteval_t wp = _PAGE_PRESENT | _PAGE_UFFD_WP;
+	unsigned int hits = 0;
 	int i;
 
 	for (i = 0; i < PAGESCAN_GROUP; i++) {
 		pteval_t val = pte_val(ptep_get(pte + i));
 
-		any |= val;
-		all &= val;
+		if (need_sd &&
+		    !(val & (_PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY)))
+			continue;
+		if (need_written && wp != _PAGE_PRESENT && (val & wp) == wp)
+			continue;
+		hits |= 1U << i;
 	}
-	if (need_sd && !(any & (_PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY)))
-		return true;
-	return need_written && (all & _PAGE_PRESENT) && (all & _PAGE_UFFD_WP);
+	return hits;
 }
 #else
 /* Elsewhere every entry is tested on its own */
-static inline bool pagescan_group_skips(pte_t *pte, bool need_sd,
-					bool need_written)
+static inline unsigned int pagescan_group_hits(pte_t *pte, bool need_sd,
+					       bool need_written)
 {
-	return false;
+	return (1U << PAGESCAN_GROUP) - 1;
 }
 #endif
 
@@ -641,6 +644,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	/* An empty entry adds no bit to the OR: it must not match */
 	bool group_sd = need_sd && !none_match;
 	bool group = group_sd || need_written;
+	unsigned int hits = ~0U, slot;
 	bool simple = w->simple, change = w->clear_sd || w->wp;
 	unsigned long vma_cats = w->vma_cats, mask = w->mask;
 	pte_t *start_pte, *pte;
@@ -667,13 +671,21 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		unsigned long cats;
 		pte_t ptent;
 
-		if (group && IS_ALIGNED(addr, PAGESCAN_GROUP * PAGE_SIZE) &&
-		    end - addr >= PAGESCAN_GROUP * PAGE_SIZE &&
-		    pagescan_group_skips(pte, group_sd, need_written)) {
-			pte += PAGESCAN_GROUP - 1;
-			addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
-			continue;
+		/* A group of entries is tested at once where it can */
+		slot = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
+		if (!slot) {
+			hits = ~0U;
+			if (group && end - addr >= PAGESCAN_GROUP * PAGE_SIZE)
+				hits = pagescan_group_hits(pte, group_sd,
+							   need_written);
+			if (!hits) {
+				pte += PAGESCAN_GROUP - 1;
+				addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
+				continue;
+			}
 		}
+		if (!(hits & (1U << slot)))
+			continue;
 		ptent = ptep_get(pte);
 		if (simple && pte_present(ptent)) {
 			cats = vma_cats | PAGE_IS_PRESENT;
