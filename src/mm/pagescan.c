@@ -29,11 +29,13 @@
 #define PAGESCAN_BUF_LEN	(PAGE_SIZE / sizeof(struct page_region))
 
 /*
- * Work done under one hold of the mmap lock: page tables (or THPs, hugetlb
- * pages, holes and VMAs) examined. Missing tables inside a VMA are skipped
- * by the page walker without a callback and do not count.
+ * Work done under one hold of the mmap lock: page tables (or hugetlb pages,
+ * holes and VMAs) examined, each PAGESCAN_UNIT, and PMD-mapped THPs, one
+ * each. Missing tables inside a VMA are skipped by the page walker without
+ * a callback and do not count.
  */
 #define PAGESCAN_CHUNK_BUDGET	64
+#define PAGESCAN_UNIT		8
 
 /*
  * Address space a chunk may change: the mmu notifier invalidation of a
@@ -114,16 +116,23 @@ static void pagescan_stop(struct pagescan_walk *w, unsigned long addr,
 }
 
 /*
- * Count one unit of work; stop the chunk after @next when it is spent, or
- * early when a writer waits for the mmap lock held for read, so that an
+ * Count @cost of work; stop the chunk after @next when the budget is spent,
+ * or early when a writer waits for the mmap lock held for read, so that an
  * mmap() or munmap() of the target waits for one page table at most.
  */
-static bool pagescan_spend(struct pagescan_walk *w, unsigned long next)
+static bool pagescan_spend_cost(struct pagescan_walk *w, unsigned long next,
+				unsigned int cost)
 {
-	if (--w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
+	w->budget -= min(w->budget, cost);
+	if (w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
 		return false;
 	pagescan_stop(w, next, PAGESCAN_STOP_CHUNK);
 	return true;
+}
+
+static bool pagescan_spend(struct pagescan_walk *w, unsigned long next)
+{
+	return pagescan_spend_cost(w, next, PAGESCAN_UNIT);
 }
 
 static inline enum mmu_notifier_event
@@ -471,7 +480,8 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 	if (w->clear_sd && !pte_none(ptent))
 		flush = pagescan_clear_pte(vma, addr, pte, ptent);
 	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
-		cur = ptep_get(pte);
+		if (w->clear_sd)
+			cur = ptep_get(pte);
 		make_uffd_wp_pte(vma, addr, pte, cur);
 		flush |= pte_present(cur);
 	}
@@ -641,7 +651,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	unsigned long flush_start = 0, flush_end = 0;
 	bool need_sd = w->need_sd, need_written = w->need_written;
 	bool none_match = w->none_match;
-	/* An empty entry adds no bit to the OR: it must not match */
+	/* An empty entry has no soft-dirty bit: it must not match */
 	bool group_sd = need_sd && !none_match;
 	bool group = group_sd || need_written;
 	unsigned int hits = ~0U, slot;
@@ -655,7 +665,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		return 1;
 	ret = pagescan_thp_entry(pmd, addr, end, walk);
 	if (ret != -EAGAIN) {
-		if (!ret && pagescan_spend(w, end))
+		if (!ret && pagescan_spend_cost(w, end, 1))
 			ret = 1;
 		return ret;
 	}
@@ -1166,7 +1176,7 @@ static int pagescan_chunk(struct pagescan_walk *w, struct mm_struct *mm,
 	unsigned long vend, stop;
 	int ret;
 
-	w->budget = PAGESCAN_CHUNK_BUDGET;
+	w->budget = PAGESCAN_CHUNK_BUDGET * PAGESCAN_UNIT;
 	w->stop = PAGESCAN_WALKING;
 	while (addr < w->end) {
 		vma = find_vma(mm, addr);
