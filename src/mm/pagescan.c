@@ -302,17 +302,29 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
 static inline unsigned int pagescan_group_hits(pte_t *pte, bool need_sd,
 					       bool need_written)
 {
+	const pteval_t sd = _PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY;
 	const pteval_t wp = _PAGE_PRESENT | _PAGE_UFFD_WP;
+	pteval_t val[PAGESCAN_GROUP], any = 0, all = ~(pteval_t)0;
 	unsigned int hits = 0;
 	int i;
 
 	for (i = 0; i < PAGESCAN_GROUP; i++) {
-		pteval_t val = pte_val(ptep_get(pte + i));
-
-		if (need_sd &&
-		    !(val & (_PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY)))
+		val[i] = pte_val(ptep_get(pte + i));
+		any |= val[i];
+		all &= val[i];
+	}
+	/* A clean line: the common case */
+	if (need_sd && !(any & sd))
+		return 0;
+	if (need_written && wp != _PAGE_PRESENT && (all & wp) == wp)
+		return 0;
+	/* Entries that agree on these bits all may match */
+	if (!((any ^ all) & (sd | wp)))
+		return (1U << PAGESCAN_GROUP) - 1;
+	for (i = 0; i < PAGESCAN_GROUP; i++) {
+		if (need_sd && !(val[i] & sd))
 			continue;
-		if (need_written && wp != _PAGE_PRESENT && (val & wp) == wp)
+		if (need_written && wp != _PAGE_PRESENT && (val[i] & wp) == wp)
 			continue;
 		hits |= 1U << i;
 	}
