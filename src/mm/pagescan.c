@@ -284,60 +284,59 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
 	       (!need_written || !pte_swp_uffd_wp_any(pte));
 }
 
-/* Entries tested at once by pagescan_group_hits(): a 64-byte cache line */
+/* Entries tested at once by pagescan_group_clean(): a 64-byte cache line */
 #define PAGESCAN_GROUP	8
 
-#ifdef CONFIG_X86_64
 /*
- * Which of the PAGESCAN_GROUP entries at @pte may match, as a bit mask, for
- * the usual masks, from the bits of each value: with @need_sd only a
- * soft-dirty entry can match (_PAGE_SOFT_DIRTY when present,
- * _PAGE_SWP_SOFT_DIRTY otherwise), and the caller has made sure that an
- * empty one cannot; with @need_written only an entry that is not
- * write-protected can, and an entry is write-protected for sure when it is
- * present with _PAGE_UFFD_WP. The entries left in the mask are tested one by
- * one. The bits are 0 where the kernel lacks the feature, and so are
- * pte_soft_dirty() and pte_uffd_wp().
+ * A quick test for the usual masks: an entry whose value has *@val in the
+ * bits of *@mask cannot match. With @need_sd only a soft-dirty entry can
+ * (the caller has made sure that an empty one cannot), with @need_written
+ * only one that is not write-protected. Return: false where there is no
+ * such test, and every entry is tested on its own.
  */
-static inline unsigned int pagescan_group_hits(pte_t *pte, bool need_sd,
-					       bool need_written)
+#ifdef CONFIG_X86_64
+static inline bool pagescan_quick_test(bool need_sd, bool need_written,
+				       pteval_t *mask, pteval_t *val)
 {
-	const pteval_t sd = _PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY;
-	const pteval_t wp = _PAGE_PRESENT | _PAGE_UFFD_WP;
-	pteval_t val[PAGESCAN_GROUP], any = 0, all = ~(pteval_t)0;
-	unsigned int hits = 0;
+	/* Soft-dirty: _PAGE_SOFT_DIRTY if present, _PAGE_SWP_SOFT_DIRTY if not */
+	if (need_sd && _PAGE_SOFT_DIRTY) {
+		*mask = _PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY;
+		*val = 0;
+		return true;
+	}
+	/* Write-protected for sure: present with _PAGE_UFFD_WP */
+	if (need_written && _PAGE_UFFD_WP) {
+		*mask = _PAGE_PRESENT | _PAGE_UFFD_WP;
+		*val = *mask;
+		return true;
+	}
+	return false;
+}
+#else
+static inline bool pagescan_quick_test(bool need_sd, bool need_written,
+				       pteval_t *mask, pteval_t *val)
+{
+	return false;
+}
+#endif
+
+/*
+ * Whether none of the PAGESCAN_GROUP entries at @pte can match by the quick
+ * test: from the OR and the AND of their values.
+ */
+static inline bool pagescan_group_clean(pte_t *pte, pteval_t mask,
+					pteval_t val)
+{
+	pteval_t any = 0, all = ~(pteval_t)0, cur;
 	int i;
 
 	for (i = 0; i < PAGESCAN_GROUP; i++) {
-		val[i] = pte_val(ptep_get(pte + i));
-		any |= val[i];
-		all &= val[i];
+		cur = pte_val(ptep_get(pte + i));
+		any |= cur;
+		all &= cur;
 	}
-	/* A clean line: the common case */
-	if (need_sd && !(any & sd))
-		return 0;
-	if (need_written && wp != _PAGE_PRESENT && (all & wp) == wp)
-		return 0;
-	/* Entries that agree on these bits all may match */
-	if (!((any ^ all) & (sd | wp)))
-		return (1U << PAGESCAN_GROUP) - 1;
-	for (i = 0; i < PAGESCAN_GROUP; i++) {
-		if (need_sd && !(val[i] & sd))
-			continue;
-		if (need_written && wp != _PAGE_PRESENT && (val[i] & wp) == wp)
-			continue;
-		hits |= 1U << i;
-	}
-	return hits;
+	return (any & mask) == val && (all & mask) == val;
 }
-#else
-/* Elsewhere every entry is tested on its own */
-static inline unsigned int pagescan_group_hits(pte_t *pte, bool need_sd,
-					       bool need_written)
-{
-	return (1U << PAGESCAN_GROUP) - 1;
-}
-#endif
 
 static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
@@ -663,10 +662,10 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	unsigned long flush_start = 0, flush_end = 0;
 	bool need_sd = w->need_sd, need_written = w->need_written;
 	bool none_match = w->none_match;
+	pteval_t qmask = 0, qval = 0;
 	/* An empty entry has no soft-dirty bit: it must not match */
-	bool group_sd = need_sd && !none_match;
-	bool group = group_sd || need_written;
-	unsigned int hits = ~0U, slot;
+	bool quick = pagescan_quick_test(need_sd && !none_match, need_written,
+					 &qmask, &qval);
 	bool simple = w->simple, change = w->clear_sd || w->wp;
 	unsigned long vma_cats = w->vma_cats, mask = w->mask;
 	pte_t *start_pte, *pte;
@@ -693,22 +692,16 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		unsigned long cats;
 		pte_t ptent;
 
-		/* A group of entries is tested at once where it can */
-		slot = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
-		if (!slot) {
-			hits = ~0U;
-			if (group && end - addr >= PAGESCAN_GROUP * PAGE_SIZE)
-				hits = pagescan_group_hits(pte, group_sd,
-							   need_written);
-			if (!hits) {
-				pte += PAGESCAN_GROUP - 1;
-				addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
-				continue;
-			}
-		}
-		if (!(hits & (1U << slot)))
+		if (quick && IS_ALIGNED(addr, PAGESCAN_GROUP * PAGE_SIZE) &&
+		    end - addr >= PAGESCAN_GROUP * PAGE_SIZE &&
+		    pagescan_group_clean(pte, qmask, qval)) {
+			pte += PAGESCAN_GROUP - 1;
+			addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
 			continue;
+		}
 		ptent = ptep_get(pte);
+		if (quick && (pte_val(ptent) & qmask) == qval)
+			continue;
 		if (simple && pte_present(ptent)) {
 			cats = vma_cats | PAGE_IS_PRESENT;
 			if (!pte_uffd_wp(ptent))
