@@ -296,7 +296,7 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
  */
 #ifdef CONFIG_X86_64
 static inline bool pagescan_quick_test(bool need_sd, bool need_written,
-				       pteval_t *mask, pteval_t *val)
+				       u64 *mask, u64 *val)
 {
 	/* Soft-dirty: _PAGE_SOFT_DIRTY if present, _PAGE_SWP_SOFT_DIRTY if not */
 	if (need_sd && _PAGE_SOFT_DIRTY) {
@@ -314,7 +314,7 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 }
 #else
 static inline bool pagescan_quick_test(bool need_sd, bool need_written,
-				       pteval_t *mask, pteval_t *val)
+				       u64 *mask, u64 *val)
 {
 	return false;
 }
@@ -324,10 +324,9 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
  * Whether none of the PAGESCAN_GROUP entries at @pte can match by the quick
  * test: from the OR and the AND of their values.
  */
-static inline bool pagescan_group_clean(pte_t *pte, pteval_t mask,
-					pteval_t val)
+static inline bool pagescan_group_clean(pte_t *pte, u64 mask, u64 val)
 {
-	pteval_t any = 0, all = ~(pteval_t)0, cur;
+	u64 any = 0, all = ~(u64)0, cur;
 	int i;
 
 	for (i = 0; i < PAGESCAN_GROUP; i++) {
@@ -662,7 +661,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	unsigned long flush_start = 0, flush_end = 0;
 	bool need_sd = w->need_sd, need_written = w->need_written;
 	bool none_match = w->none_match;
-	pteval_t qmask = 0, qval = 0;
+	u64 qmask = 0, qval = 0;
 	/* An empty entry has no soft-dirty bit: it must not match */
 	bool quick = pagescan_quick_test(need_sd && !none_match, need_written,
 					 &qmask, &qval);
