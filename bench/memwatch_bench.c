@@ -461,6 +461,15 @@ static void elapsed(const char *what)
 	       (now_ns() - t_start) / 1e9);
 }
 
+/* Clear soft-dirty on the whole region, with what the kernel has */
+static void reset_sd(struct region *r)
+{
+	if (have_mw)
+		run(MW, r);
+	else
+		clear_refs();
+}
+
 /* Map and populate a region of @kind; the first reset clears everything */
 static void region_map(struct region *r, unsigned long len, enum kind kind,
 		       int thp, int sparse)
@@ -487,11 +496,7 @@ static void region_map(struct region *r, unsigned long len, enum kind kind,
 
 	switch (kind) {
 	case SOFTDIRTY:
-		if (have_mw)
-			mw(self_pidfd, r, MEMWATCH_CLEAR_SOFT_DIRTY,
-			   PAGE_IS_SOFT_DIRTY);
-		else
-			clear_refs();
+		reset_sd(r);
 		break;
 	case UFFD:
 		r->uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -651,14 +656,6 @@ static int one_pattern(int pct)
 	return pct == 0 || pct == 100;
 }
 
-/* Clear soft-dirty on the whole region, with what the kernel has */
-static void reset_sd(struct region *r)
-{
-	if (have_mw)
-		run(MW, r);
-	else
-		clear_refs();
-}
 
 /* find + reset at @len: every mechanism, every density and pattern */
 static void bench_reset(unsigned long len)
