@@ -174,15 +174,6 @@ static bool pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 	return true;
 }
 
-/* Whether a page at @addr with @cats extends the open region */
-static inline bool pagescan_continues(const struct pagescan_walk *w,
-				      unsigned long cats, unsigned long addr)
-{
-	const struct page_region *cur = &w->buf[w->buf_idx];
-
-	return cur->end == addr && cur->categories == (cats & w->return_mask);
-}
-
 /*
  * Return how much of [@addr, @end) can be reported with @cats: all of it,
  * a part cut short by max_pages, or nothing (@addr) when a new region is
@@ -193,12 +184,17 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 				  unsigned long end)
 {
 	unsigned long left = w->max_pages - w->found;
+	const struct page_region *cur;
 
 	if (left < (end - addr) >> PAGE_SHIFT)
 		end = addr + (left << PAGE_SHIFT);
-	if (end == addr || !w->buf || pagescan_continues(w, cats, addr))
+	if (end == addr || !w->buf)
 		return end;
-	if (w->buf[w->buf_idx].end && w->buf_idx + 1 >= w->buf_cap)
+
+	cur = &w->buf[w->buf_idx];
+	if (cur->end == addr && cur->categories == (cats & w->return_mask))
+		return end;
+	if (cur->end && w->buf_idx + 1 >= w->buf_cap)
 		return addr;
 	return end;
 }
@@ -212,8 +208,9 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 	if (!w->buf)
 		return;
 
+	cats &= w->return_mask;
 	cur = &w->buf[w->buf_idx];
-	if (pagescan_continues(w, cats, addr)) {
+	if (cur->end == addr && cur->categories == cats) {
 		cur->end = end;
 		return;
 	}
@@ -221,7 +218,7 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 		cur = &w->buf[++w->buf_idx];
 	cur->start = addr;
 	cur->end = end;
-	cur->categories = cats & w->return_mask;
+	cur->categories = cats;
 }
 
 /*
@@ -233,12 +230,16 @@ static __always_inline bool pagescan_extend(struct pagescan_walk *w,
 					    unsigned long cats,
 					    unsigned long addr)
 {
+	struct page_region *cur;
+
 	if (w->found >= w->max_pages)
 		return false;
 	if (w->buf) {
-		if (!pagescan_continues(w, cats, addr))
+		cur = &w->buf[w->buf_idx];
+		if (cur->end != addr ||
+		    cur->categories != (cats & w->return_mask))
 			return false;
-		w->buf[w->buf_idx].end = addr + PAGE_SIZE;
+		cur->end = addr + PAGE_SIZE;
 	}
 	w->found++;
 	return true;
@@ -336,18 +337,6 @@ static inline bool pagescan_group_clean(pte_t *pte, u64 mask, u64 val)
 	return (any & mask) == val && (all & mask) == val;
 }
 
-/* The categories of a present PTE that its uffd-wp and soft-dirty bits give */
-static __always_inline unsigned long pagescan_present_cats(pte_t pte)
-{
-	unsigned long cats = PAGE_IS_PRESENT;
-
-	if (!pte_uffd_wp(pte))
-		cats |= PAGE_IS_WRITTEN;
-	if (pte_soft_dirty(pte))
-		cats |= PAGE_IS_SOFT_DIRTY;
-	return cats;
-}
-
 static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
 				       unsigned long addr, pte_t pte)
@@ -357,7 +346,11 @@ static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 	if (pte_present(pte)) {
 		struct page *page;
 
-		cats = pagescan_present_cats(pte);
+		cats = PAGE_IS_PRESENT;
+		if (!pte_uffd_wp(pte))
+			cats |= PAGE_IS_WRITTEN;
+		if (pte_soft_dirty(pte))
+			cats |= PAGE_IS_SOFT_DIRTY;
 		if (is_zero_pfn(pte_pfn(pte)))
 			cats |= PAGE_IS_PFNZERO;
 		if (w->interest & PAGE_IS_FILE) {
@@ -484,10 +477,7 @@ static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 	return true;
 }
 
-/*
- * Clear soft-dirty and/or uffd-wp one matching PTE, for a walk that changes
- * entries. Return: true if the TLB needs a flush.
- */
+/* Clear soft-dirty and/or uffd-wp one matching PTE; true if TLB flush */
 static bool pagescan_change_pte(struct pagescan_walk *w,
 				struct vm_area_struct *vma, unsigned long addr,
 				pte_t *pte, pte_t ptent, unsigned long cats)
@@ -495,6 +485,8 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 	bool flush = false;
 	pte_t cur = ptent;
 
+	if (!w->clear_sd && !w->wp)
+		return false;
 	if (w->clear_sd && !pte_none(ptent))
 		flush = pagescan_clear_pte(vma, addr, pte, ptent);
 	if (w->wp && (cats & PAGE_IS_WRITTEN)) {
@@ -710,7 +702,11 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		if (quick && (pte_val(ptent) & qmask) == qval)
 			continue;
 		if (simple && pte_present(ptent)) {
-			cats = vma_cats | pagescan_present_cats(ptent);
+			cats = vma_cats | PAGE_IS_PRESENT;
+			if (!pte_uffd_wp(ptent))
+				cats |= PAGE_IS_WRITTEN;
+			if (pte_soft_dirty(ptent))
+				cats |= PAGE_IS_SOFT_DIRTY;
 			if ((cats & mask) != mask)
 				continue;
 		} else if (pte_none(ptent)) {
@@ -1091,12 +1087,6 @@ static const struct mm_walk_ops pagescan_wrlock_hole_ops = {
 	.walk_lock	= PGWALK_WRLOCK,
 };
 
-/* Whether @vma is registered for async uffd-wp with markers */
-static bool pagescan_wp_allowed(struct vm_area_struct *vma)
-{
-	return userfaultfd_wp_async(vma) && userfaultfd_wp_use_markers(vma);
-}
-
 /*
  * Set up the walk of @vma. Return: 0 to walk it, 1 to skip it, or -EPERM
  * for PAGESCAN_CHECK_WPASYNC on a VMA without async uffd-wp.
@@ -1104,7 +1094,8 @@ static bool pagescan_wp_allowed(struct vm_area_struct *vma)
 static int pagescan_test_vma(struct pagescan_walk *w,
 			     struct vm_area_struct *vma)
 {
-	bool wp_allowed = pagescan_wp_allowed(vma);
+	bool wp_allowed = userfaultfd_wp_async(vma) &&
+			  userfaultfd_wp_use_markers(vma);
 	unsigned long cats = 0;
 
 	if (!wp_allowed) {
@@ -1144,6 +1135,9 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 	w->none_match = pagescan_match(w, w->none_cats);
 	w->need_sd = (w->mask & ~w->inverted & PAGE_IS_SOFT_DIRTY) &&
 		     !(cats & PAGE_IS_SOFT_DIRTY);
+	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
+	w->simple = !w->inverted && !w->anyof &&
+		    !((w->mask | w->return_mask) & ~PAGESCAN_SIMPLE_CATS);
 
 	/*
 	 * hugetlb has no write-notify for soft-dirty (see
@@ -1299,7 +1293,8 @@ static int pagescan_check_wpasync(struct pagescan_walk *w,
 	struct vm_area_struct *vma;
 
 	for_each_vma_range(vmi, vma, w->end)
-		if (!pagescan_wp_allowed(vma))
+		if (!userfaultfd_wp_async(vma) ||
+		    !userfaultfd_wp_use_markers(vma))
 			return -EPERM;
 	return 0;
 }
@@ -1422,10 +1417,6 @@ int pagescan(struct mm_struct *mm, struct pagescan *scan)
 	};
 	int err = 0;
 
-	/* What the masks decide for every VMA */
-	w.need_written = w.mask & ~w.inverted & PAGE_IS_WRITTEN;
-	w.simple = !w.inverted && !w.anyof &&
-		   !((w.mask | w.return_mask) & ~PAGESCAN_SIMPLE_CATS);
 	if (w.vec_left) {
 		w.buf = kmalloc_array(min_t(u64, w.buf_len, w.vec_left),
 				      sizeof(*w.buf), GFP_KERNEL);
