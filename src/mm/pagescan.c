@@ -223,22 +223,30 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 
 /*
  * The common case of pagescan_output() for one page at @addr: it extends
- * the open region, or counts it when there is no vec, and max_pages is not
- * reached. Return: false, with nothing done, otherwise.
+ * the open region or, with room in the buffer, opens the next one; or it
+ * is counted, when there is no vec. Return: false, with nothing done, when
+ * max_pages is reached or the buffer is full.
  */
-static __always_inline bool pagescan_extend(struct pagescan_walk *w,
-					    unsigned long cats,
-					    unsigned long addr)
+static __always_inline bool pagescan_add_page(struct pagescan_walk *w,
+					      unsigned long cats,
+					      unsigned long addr)
 {
 	struct page_region *cur;
 
 	if (w->found >= w->max_pages)
 		return false;
 	if (w->buf) {
+		cats &= w->return_mask;
 		cur = &w->buf[w->buf_idx];
-		if (cur->end != addr ||
-		    cur->categories != (cats & w->return_mask))
-			return false;
+		if (cur->end != addr || cur->categories != cats) {
+			if (cur->end) {
+				if (w->buf_idx + 1 >= w->buf_cap)
+					return false;
+				cur = &w->buf[++w->buf_idx];
+			}
+			cur->start = addr;
+			cur->categories = cats;
+		}
 		cur->end = addr + PAGE_SIZE;
 	}
 	w->found++;
@@ -284,58 +292,100 @@ static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
 	       (!need_written || !pte_swp_uffd_wp_any(pte));
 }
 
-/* Entries tested at once by pagescan_group_clean(): a 64-byte cache line */
-#define PAGESCAN_GROUP	8
-
 /*
- * A quick test for the usual masks: an entry whose value has *@val in the
- * bits of *@mask cannot match. With @need_sd only a soft-dirty entry can
- * (the caller has made sure that an empty one cannot), with @need_written
- * only one that is not write-protected. Return: false where there is no
- * such test, and every entry is tested on its own.
+ * A quick test for the usual masks: an entry cannot match when the bits of
+ * *@mask in its value are all clear, or all set if *@set. With @need_sd only
+ * a soft-dirty entry can match (the caller has made sure that an empty one
+ * cannot), with @need_written only one that is not write-protected.
+ * Return: false where there is no such test, and every entry is tested on
+ * its own.
  */
 #ifdef CONFIG_X86_64
 static inline bool pagescan_quick_test(bool need_sd, bool need_written,
-				       u64 *mask, u64 *val)
+				       u64 *mask, bool *set)
 {
 	/* Soft-dirty: _PAGE_SOFT_DIRTY if present, _PAGE_SWP_SOFT_DIRTY if not */
 	if (need_sd && _PAGE_SOFT_DIRTY) {
 		*mask = _PAGE_SOFT_DIRTY | _PAGE_SWP_SOFT_DIRTY;
-		*val = 0;
+		*set = false;
 		return true;
 	}
 	/* Write-protected for sure: present with _PAGE_UFFD_WP */
 	if (need_written && _PAGE_UFFD_WP) {
 		*mask = _PAGE_PRESENT | _PAGE_UFFD_WP;
-		*val = *mask;
+		*set = true;
 		return true;
 	}
 	return false;
 }
 #else
 static inline bool pagescan_quick_test(bool need_sd, bool need_written,
-				       u64 *mask, u64 *val)
+				       u64 *mask, bool *set)
 {
 	return false;
 }
 #endif
 
-/*
- * Whether none of the PAGESCAN_GROUP entries at @pte can match by the quick
- * test: from the OR and the AND of their values.
- */
-static inline bool pagescan_group_clean(pte_t *pte, u64 mask, u64 val)
-{
-	u64 any = 0, all = ~(u64)0, cur;
-	int i;
+/* Entries tested at once by pagescan_skip(): a 64-byte cache line */
+#define PAGESCAN_GROUP	8
 
-	for (i = 0; i < PAGESCAN_GROUP; i++) {
-		cur = pte_val(ptep_get(pte + i));
-		any |= cur;
-		all &= cur;
+/*
+ * The first of the entries @i to @nr - 1 at @pte that may match by the quick
+ * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
+ * cannot. A group of PAGESCAN_GROUP entries, aligned, is tested at once on
+ * the OR (the AND, if @set) of its values, and its loads are written out so
+ * that every build runs them without a loop.
+ */
+static unsigned long pagescan_skip(pte_t *pte, unsigned long i,
+				   unsigned long nr, u64 mask, bool set)
+{
+	u64 flip = set ? mask : 0, v;
+
+	for (; i < nr && i % PAGESCAN_GROUP; i++)
+		if ((pte_val(ptep_get(pte + i)) ^ flip) & mask)
+			return i;
+	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
+		pte_t *g = pte + i;
+
+		if (set) {
+			v = pte_val(ptep_get(g)) & pte_val(ptep_get(g + 1)) &
+			    pte_val(ptep_get(g + 2)) & pte_val(ptep_get(g + 3)) &
+			    pte_val(ptep_get(g + 4)) & pte_val(ptep_get(g + 5)) &
+			    pte_val(ptep_get(g + 6)) & pte_val(ptep_get(g + 7));
+		} else {
+			v = pte_val(ptep_get(g)) | pte_val(ptep_get(g + 1)) |
+			    pte_val(ptep_get(g + 2)) | pte_val(ptep_get(g + 3)) |
+			    pte_val(ptep_get(g + 4)) | pte_val(ptep_get(g + 5)) |
+			    pte_val(ptep_get(g + 6)) | pte_val(ptep_get(g + 7));
+		}
+		if ((v ^ flip) & mask)
+			break;
 	}
-	return (any & mask) == val && (all & mask) == val;
+	for (; i < nr; i++)
+		if ((pte_val(ptep_get(pte + i)) ^ flip) & mask)
+			return i;
+	return nr;
 }
+
+/*
+ * Whether PTE @b is present with the categories of present PTE @a, for
+ * masks that see only PAGESCAN_SIMPLE_CATS. On x86_64, a swap or empty
+ * entry has neither _PAGE_PRESENT nor _PAGE_PROTNONE.
+ */
+#ifdef CONFIG_X86_64
+static inline bool pagescan_same_bits(pte_t a, pte_t b)
+{
+	return !((pte_val(a) ^ pte_val(b)) &
+		 (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_UFFD_WP |
+		  _PAGE_SOFT_DIRTY));
+}
+#else
+static inline bool pagescan_same_bits(pte_t a, pte_t b)
+{
+	return pte_present(b) && !pte_uffd_wp(a) == !pte_uffd_wp(b) &&
+	       !pte_soft_dirty(a) == !pte_soft_dirty(b);
+}
+#endif
 
 static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
@@ -661,13 +711,14 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	unsigned long flush_start = 0, flush_end = 0;
 	bool need_sd = w->need_sd, need_written = w->need_written;
 	bool none_match = w->none_match;
-	u64 qmask = 0, qval = 0;
+	u64 qmask = 0;
+	bool qset = false;
 	/* An empty entry has no soft-dirty bit: it must not match */
 	bool quick = pagescan_quick_test(need_sd && !none_match, need_written,
-					 &qmask, &qval);
+					 &qmask, &qset);
 	bool simple = w->simple, change = w->clear_sd || w->wp;
-	unsigned long vma_cats = w->vma_cats, mask = w->mask;
-	pte_t *start_pte, *pte;
+	unsigned long vma_cats = w->vma_cats, mask = w->mask, nr, i;
+	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
 
@@ -686,22 +737,24 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		return 0;
 	}
 	arch_enter_lazy_mmu_mode();
-	for (pte = start_pte; addr != end; pte++, addr += PAGE_SIZE) {
-		unsigned long next = addr + PAGE_SIZE;
-		unsigned long cats;
-		pte_t ptent;
+	nr = (end - addr) >> PAGE_SHIFT;
+	for (i = 0; i < nr; i++) {
+		unsigned long a, next, cats, left, k;
+		pte_t *p, ptent, cur;
+		bool run = false;
 
-		if (quick && IS_ALIGNED(addr, PAGESCAN_GROUP * PAGE_SIZE) &&
-		    end - addr >= PAGESCAN_GROUP * PAGE_SIZE &&
-		    pagescan_group_clean(pte, qmask, qval)) {
-			pte += PAGESCAN_GROUP - 1;
-			addr += (PAGESCAN_GROUP - 1) * PAGE_SIZE;
-			continue;
+		if (quick) {
+			i = pagescan_skip(start_pte, i, nr, qmask, qset);
+			if (i == nr)
+				break;
 		}
-		ptent = ptep_get(pte);
-		if (quick && (pte_val(ptent) & qmask) == qval)
-			continue;
+		a = addr + i * PAGE_SIZE;
+		next = a + PAGE_SIZE;
+		p = start_pte + i;
+		ptent = ptep_get(p);
+
 		if (simple && pte_present(ptent)) {
+			run = true;
 			cats = vma_cats | PAGE_IS_PRESENT;
 			if (!pte_uffd_wp(ptent))
 				cats |= PAGE_IS_WRITTEN;
@@ -717,22 +770,47 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			if (!pagescan_pte_may_match(need_sd, need_written,
 						    ptent))
 				continue;
-			cats = w->vma_cats |
-			       pagescan_pte_cats(w, vma, addr, ptent);
+			cats = w->vma_cats | pagescan_pte_cats(w, vma, a, ptent);
 			if (!pagescan_match(w, cats))
 				continue;
 		}
-		if (!pagescan_extend(w, cats, addr) &&
-		    pagescan_output(w, cats, addr, &next) && next == addr)
+		if (!pagescan_add_page(w, cats, a) &&
+		    pagescan_output(w, cats, a, &next) && next == a)
 			break;
-		if (change &&
-		    pagescan_change_pte(w, vma, addr, pte, ptent, cats)) {
+		if (change && pagescan_change_pte(w, vma, a, p, ptent, cats)) {
 			if (!flush_end)
-				flush_start = addr;
+				flush_start = a;
 			flush_end = next;
 		}
 		if (w->stop)
 			break;
+		if (!run)
+			continue;
+		/*
+		 * The present entries that follow with the same bits have the
+		 * same categories: they extend the region just added to, up
+		 * to max_pages.
+		 */
+		left = min(w->max_pages - w->found, nr - 1 - i);
+		for (k = 0; k < left; k++) {
+			cur = ptep_get(++p);
+			if (!pagescan_same_bits(ptent, cur))
+				break;
+			a = next;
+			next += PAGE_SIZE;
+			if (change &&
+			    pagescan_change_pte(w, vma, a, p, cur, cats)) {
+				if (!flush_end)
+					flush_start = a;
+				flush_end = next;
+			}
+		}
+		if (k) {
+			w->found += k;
+			if (w->buf)
+				w->buf[w->buf_idx].end = next;
+			i += k;
+		}
 	}
 	/* Leave lazy MMU mode first, so that the updates are visible. */
 	arch_leave_lazy_mmu_mode();

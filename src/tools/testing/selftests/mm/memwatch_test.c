@@ -4567,6 +4567,169 @@ TEST_F(memwatch, group_every_offset)
 	unmap_guarded(p, GROUP_PAGES);
 }
 
+/*
+ * Runs of written pages, which the engine extends a region over without
+ * testing each entry for the masks, starting and ending at every offset of
+ * a group and one across a page table boundary, resumed at walk_end with
+ * max_pages and vec_len cutting them anywhere: every call must report its
+ * pages in maximal regions and re-arm exactly them, through process_memwatch
+ * (soft-dirty, and written with MEMWATCH_WP_MATCHING) and PAGEMAP_SCAN.
+ */
+#define RUN_PAGES	192
+
+enum run_iface { RUN_MW_SD, RUN_MW_WR, RUN_PM_WR };
+
+static long __run_call(int pidfd, enum run_iface how, uint64_t start,
+		       uint64_t end, struct page_region *vec, size_t vec_len,
+		       uint64_t max_pages, uint64_t *walk_end)
+{
+	struct pm_scan_arg pm = {
+		.size = sizeof(pm), .flags = PM_SCAN_WP_MATCHING,
+		.start = start, .end = end, .vec = (uintptr_t)vec,
+		.vec_len = vec_len, .max_pages = max_pages,
+		.category_mask = WR, .return_mask = WR,
+	};
+	struct memwatch_arg arg;
+	long ret;
+	int fd;
+
+	if (how == RUN_PM_WR) {
+		fd = open("/proc/self/pagemap", O_RDONLY);
+		if (fd < 0)
+			return -1;
+		ret = ioctl(fd, PAGEMAP_SCAN, &pm);
+		close(fd);
+		*walk_end = pm.walk_end;
+		return ret;
+	}
+	mw_init(&arg, (void *)(uintptr_t)start, end - start, vec, vec_len);
+	arg.max_pages = max_pages;
+	if (how == RUN_MW_WR) {
+		arg.category_mask = WR;
+		arg.return_mask = WR;
+	}
+	ret = process_memwatch(pidfd, &arg, sizeof(arg),
+			       how == RUN_MW_SD ? MEMWATCH_CLEAR_SOFT_DIRTY :
+						  MEMWATCH_WP_MATCHING);
+	*walk_end = arg.walk_end;
+	return ret;
+}
+
+static void __runs(struct __test_metadata *_metadata, int pidfd, char *p,
+		   const char *want, enum run_iface how)
+{
+	static const struct { size_t vec_len; uint64_t max_pages; } cfg[] = {
+		{ 64, 0 }, { 1, 0 }, { 2, 0 }, { 64, 1 }, { 64, 3 }, { 64, 7 },
+		{ 64, 8 }, { 64, 9 }, { 64, 13 }, { 3, 5 },
+	};
+	uint64_t cat = how == RUN_MW_SD ? SD : WR, base = (uintptr_t)p;
+	uint64_t pos, end = PG(p, RUN_PAGES), walk_end, a, pages;
+	struct page_region vec[64], now[RUN_PAGES];
+	char seen[RUN_PAGES], left[RUN_PAGES];
+	struct memwatch_arg arg;
+	size_t c, i, j;
+	long ret;
+
+	for (c = 0; c < ARRAY_SIZE(cfg); c++) {
+		/* Re-arm all, then write the pattern */
+		ASSERT_LE(0, __run_call(pidfd, how, base, end, NULL, 0, 0,
+					&walk_end));
+		for (i = 0; i < RUN_PAGES; i++)
+			if (want[i])
+				touch(p, i);
+		memset(seen, 0, sizeof(seen));
+		for (pos = base; pos < end; pos = walk_end) {
+			ret = __run_call(pidfd, how, pos, end, vec,
+					 cfg[c].vec_len, cfg[c].max_pages,
+					 &walk_end);
+			ASSERT_LE(0, ret);
+			ASSERT_LE(ret, cfg[c].vec_len);
+			ASSERT_LT(pos, walk_end);
+			ASSERT_LE(walk_end, end);
+			for (i = 0, pages = 0; i < (size_t)ret; i++) {
+				ASSERT_EQ(cat, vec[i].categories);
+				ASSERT_LT(vec[i].start, vec[i].end);
+				ASSERT_LE(pos, vec[i].start);
+				ASSERT_LE(vec[i].end, walk_end);
+				/* Regions are maximal: never adjacent */
+				if (i)
+					ASSERT_LT(vec[i - 1].end, vec[i].start);
+				for (a = vec[i].start; a < vec[i].end;
+				     a += pagesize, pages++) {
+					j = (a - base) / pagesize;
+					ASSERT_TRUE(want[j] && !seen[j]) {
+						TH_LOG("cfg %zu, page %zu", c, j);
+					}
+					seen[j] = 1;
+				}
+			}
+			if (cfg[c].max_pages)
+				ASSERT_LE(pages, cfg[c].max_pages);
+			/* Nothing wanted and unseen before walk_end */
+			for (a = pos; a < walk_end; a += pagesize) {
+				j = (a - base) / pagesize;
+				ASSERT_FALSE(want[j] && !seen[j]) {
+					TH_LOG("cfg %zu: page %zu skipped", c,
+					       j);
+				}
+			}
+			/* The call re-armed exactly what it reported */
+			mw_init(&arg, p, RUN_PAGES * pagesize, now, RUN_PAGES);
+			arg.category_mask = cat;
+			arg.return_mask = cat;
+			ret = process_memwatch(pidfd, &arg, sizeof(arg), 0);
+			ASSERT_LE(0, ret);
+			memset(left, 0, sizeof(left));
+			for (i = 0; i < (size_t)ret; i++)
+				for (a = now[i].start; a < now[i].end;
+				     a += pagesize)
+					left[(a - base) / pagesize] = 1;
+			for (j = 0; j < RUN_PAGES; j++)
+				ASSERT_EQ(want[j] && !seen[j], left[j]) {
+					TH_LOG("cfg %zu: page %zu", c, j);
+				}
+		}
+		for (j = 0; j < RUN_PAGES; j++)
+			ASSERT_EQ(want[j], seen[j]);
+	}
+}
+
+TEST_F(memwatch, runs_every_bound)
+{
+	size_t pmd = read_pmd_pagesize(), len = 2 * pmd, i, run, gap;
+	char want[RUN_PAGES] = { 0 };
+	char *raw, *p;
+	int uffd;
+
+	/* Runs of 1 to 17 pages between gaps of 1 to 3 */
+	for (i = 0, run = 1, gap = 1; i < RUN_PAGES; gap = gap % 3 + 1) {
+		memset(want + i, 1, run < RUN_PAGES - i ? run : RUN_PAGES - i);
+		i += run + gap;
+		run = run % 17 + 1;
+	}
+	/* and one across the page table boundary in the middle */
+	memset(want + RUN_PAGES / 2 - 11, 1, 23);
+
+	raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	ASSERT_EQ(0, madvise(raw, len, MADV_NOHUGEPAGE));
+	p = (char *)(((uintptr_t)raw + RUN_PAGES / 2 * pagesize + pmd - 1) &
+		     ~(pmd - 1)) - RUN_PAGES / 2 * pagesize;
+	memset(p, 1, RUN_PAGES * pagesize);
+	__runs(_metadata, self->pidfd, p, want, RUN_MW_SD);
+
+	uffd = uffd_wp_async(p, RUN_PAGES * pagesize, false, true);
+	if (uffd < 0) {
+		munmap(raw, len);
+		SKIP(return, "no async uffd-wp: %s", strerror(errno));
+	}
+	__runs(_metadata, self->pidfd, p, want, RUN_MW_WR);
+	__runs(_metadata, self->pidfd, p, want, RUN_PM_WR);
+	close(uffd);
+	munmap(raw, len);
+}
+
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
 
 #define ALL_CATS	(PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | \
