@@ -708,7 +708,7 @@ TEST_F(memwatch, vec_len_overflow)
 
 TEST_F(memwatch, end_beyond_task_size)
 {
-	uint64_t ends[] = { 1ULL << 63, -(uint64_t)pagesize,
+	const uint64_t ends[] = { 1ULL << 63, -(uint64_t)pagesize,
 			    (1ULL << 57) + pagesize,
 			    -(uint64_t)pagesize + 1 };	/* rounds up to 0 */
 	struct memwatch_arg arg;
@@ -4728,6 +4728,89 @@ TEST_F(memwatch, runs_every_bound)
 	__runs(_metadata, self->pidfd, p, want, RUN_PM_WR);
 	close(uffd);
 	munmap(raw, len);
+}
+
+/*
+ * Page tables far apart: in a 1 GiB-aligned MAP_NORESERVE range, one page
+ * written under each of a set of PMD entries at every position of a cache
+ * line of entries, with the empty entries between (that the page walker
+ * steps over a group at a time) and ranges that start and end inside the
+ * groups: each scan reports exactly the written pages of its range.
+ */
+TEST_F(memwatch, sparse_pmd_entries)
+{
+	static const unsigned int idx[] = {
+		0, 7, 8, 9, 15, 16, 17, 23, 31, 32, 63, 64, 100, 255, 256,
+		263, 264, 500, 510, 511,
+	};
+	size_t pmd = read_pmd_pagesize(), span = 512 * pmd, i, n;
+	const uint64_t starts[] = { 0, pagesize, 3 * pmd + 5 * pagesize, 8 * pmd,
+			      9 * pmd - pagesize, 250 * pmd };
+	const uint64_t ends[] = { span, span - pmd, 264 * pmd, 17 * pmd + pagesize,
+			    509 * pmd };
+	struct page_region vec[ARRAY_SIZE(idx) + 1];
+	struct memwatch_arg arg;
+	char *raw, *p;
+	int s, e, way;
+	long ret;
+
+	raw = mmap(NULL, 2 * span, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED && sizeof(long) == 4)
+		SKIP(return, "no room for %zu MiB here", 2 * span >> 20);
+	ASSERT_NE(MAP_FAILED, raw);
+	ASSERT_EQ(0, madvise(raw, 2 * span, MADV_NOHUGEPAGE));
+	p = (char *)(((uintptr_t)raw + span - 1) & ~(span - 1));
+	for (i = 0; i < ARRAY_SIZE(idx); i++)
+		p[idx[i] * pmd + (i % 3) * pagesize] = 1;
+	mw_init(&arg, p, span, NULL, 0);
+	ASSERT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	for (i = 0; i < ARRAY_SIZE(idx); i++)
+		p[idx[i] * pmd + (i % 3) * pagesize] = 2;
+
+	for (s = 0; s < (int)ARRAY_SIZE(starts); s++) {
+		for (e = 0; e < (int)ARRAY_SIZE(ends); e++) {
+			uint64_t lo = starts[s] & ~(pagesize - 1);
+			uint64_t hi = ends[e];
+
+			if (lo >= hi)
+				continue;
+			for (way = 0; way < 2; way++) {
+				memset(vec, 0, sizeof(vec));
+				if (way) {
+					ret = pm_scan(p + lo, hi - lo, SD, 0,
+						      vec, ARRAY_SIZE(vec));
+				} else {
+					mw_init(&arg, p + lo, hi - lo, vec,
+						ARRAY_SIZE(vec));
+					ret = process_memwatch(self->pidfd,
+							       &arg,
+							       sizeof(arg), 0);
+				}
+				for (i = 0, n = 0; i < ARRAY_SIZE(idx); i++) {
+					uint64_t a = idx[i] * pmd +
+						     (i % 3) * pagesize;
+
+					if (a < lo || a >= hi)
+						continue;
+					ASSERT_LT(n, (size_t)ret) {
+						TH_LOG("%s [%#lx, %#lx): page under PMD %u missed",
+						       way ? "PAGEMAP_SCAN" :
+							     "process_memwatch",
+						       (unsigned long)lo,
+						       (unsigned long)hi,
+						       idx[i]);
+					}
+					EXPECT_EQ(PG(p + a, 0), vec[n].start);
+					EXPECT_EQ(PG(p + a, 1), vec[n].end);
+					n++;
+				}
+				EXPECT_EQ(n, (size_t)ret);
+			}
+		}
+	}
+	ASSERT_EQ(0, munmap(raw, 2 * span));
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
