@@ -550,6 +550,27 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 	return flush;
 }
 
+/*
+ * pagescan_change_pte() for the PTE loop: a present entry with categories
+ * from its bits alone (@simple) takes one of the two changes directly.
+ */
+static __always_inline bool pagescan_change_one(struct pagescan_walk *w,
+						struct vm_area_struct *vma,
+						unsigned long addr, pte_t *pte,
+						pte_t ptent, unsigned long cats,
+						bool simple)
+{
+	if (simple && !w->clear_sd) {
+		if (!(cats & PAGE_IS_WRITTEN))
+			return false;
+		make_uffd_wp_pte(vma, addr, pte, ptent);
+		return true;
+	}
+	if (simple && !w->wp)
+		return pagescan_clear_pte(vma, addr, pte, ptent);
+	return pagescan_change_pte(w, vma, addr, pte, ptent, cats);
+}
+
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 static unsigned long pagescan_pmd_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
@@ -777,7 +798,8 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		if (!pagescan_add_page(w, cats, a) &&
 		    pagescan_output(w, cats, a, &next) && next == a)
 			break;
-		if (change && pagescan_change_pte(w, vma, a, p, ptent, cats)) {
+		if (change &&
+		    pagescan_change_one(w, vma, a, p, ptent, cats, run)) {
 			if (!flush_end)
 				flush_start = a;
 			flush_end = next;
@@ -799,7 +821,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			a = next;
 			next += PAGE_SIZE;
 			if (change &&
-			    pagescan_change_pte(w, vma, a, p, cur, cats)) {
+			    pagescan_change_one(w, vma, a, p, cur, cats, true)) {
 				if (!flush_end)
 					flush_start = a;
 				flush_end = next;
