@@ -332,16 +332,19 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 /*
  * The first of the entries @i to @nr - 1 at @pte that may match by the quick
  * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
- * cannot. A group of PAGESCAN_GROUP entries, aligned, is tested at once on
- * the OR (the AND, if @set) of its values, and its loads are written out so
- * that every build runs them without a loop.
+ * cannot. @pte is entry @off of a group of PAGESCAN_GROUP entries aligned in
+ * its table; a whole group is tested at once on the OR (the AND, if @set) of
+ * its values, with its loads written out so that every build runs them
+ * without a loop.
  */
-static unsigned long pagescan_skip(pte_t *pte, unsigned long i,
-				   unsigned long nr, u64 mask, bool set)
+static unsigned long pagescan_skip(pte_t *pte, unsigned long off,
+				   unsigned long i, unsigned long nr, u64 mask,
+				   bool set)
 {
+	unsigned long head = min(ALIGN(i + off, PAGESCAN_GROUP) - off, nr);
 	u64 flip = set ? mask : 0, v;
 
-	for (; i < nr && i % PAGESCAN_GROUP; i++)
+	for (; i < head; i++)
 		if ((pte_val(ptep_get(pte + i)) ^ flip) & mask)
 			return i;
 	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
@@ -738,7 +741,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	bool quick = pagescan_quick_test(need_sd && !none_match, need_written,
 					 &qmask, &qset);
 	bool simple = w->simple, change = w->clear_sd || w->wp;
-	unsigned long vma_cats = w->vma_cats, mask = w->mask, nr, i;
+	unsigned long vma_cats = w->vma_cats, mask = w->mask, nr, i, off;
 	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
@@ -759,13 +762,14 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	}
 	arch_enter_lazy_mmu_mode();
 	nr = (end - addr) >> PAGE_SHIFT;
+	off = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
 	for (i = 0; i < nr; i++) {
 		unsigned long a, next, cats, left, k;
 		pte_t *p, ptent, cur;
 		bool run = false;
 
 		if (quick) {
-			i = pagescan_skip(start_pte, i, nr, qmask, qset);
+			i = pagescan_skip(start_pte, off, i, nr, qmask, qset);
 			if (i == nr)
 				break;
 		}
@@ -795,8 +799,9 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			if (!pagescan_match(w, cats))
 				continue;
 		}
+		/* One page either fits or stops the walk before it */
 		if (!pagescan_add_page(w, cats, a) &&
-		    pagescan_output(w, cats, a, &next) && next == a)
+		    pagescan_output(w, cats, a, &next))
 			break;
 		if (change &&
 		    pagescan_change_one(w, vma, a, p, ptent, cats, run)) {
@@ -804,15 +809,14 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 				flush_start = a;
 			flush_end = next;
 		}
-		if (w->stop)
-			break;
-		if (!run)
-			continue;
 		/*
 		 * The present entries that follow with the same bits have the
 		 * same categories: they extend the region just added to, up
 		 * to max_pages.
 		 */
+		if (!run || i + 1 == nr ||
+		    !pagescan_same_bits(ptent, ptep_get(p + 1)))
+			continue;
 		left = min(w->max_pages - w->found, nr - 1 - i);
 		for (k = 0; k < left; k++) {
 			cur = ptep_get(++p);
