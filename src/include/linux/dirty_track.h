@@ -40,10 +40,9 @@ static inline void clear_soft_dirty(struct vm_area_struct *vma,
 				    unsigned long addr, pte_t *pte)
 {
 	/*
-	 * The soft-dirty tracker uses #PF-s to catch writes
-	 * to pages, so write-protect the pte as well. See the
-	 * Documentation/admin-guide/mm/soft-dirty.rst for full description
-	 * of how soft-dirty works.
+	 * Soft-dirty sees a write only through the fault it takes, so a
+	 * cleaned entry loses write access too (soft-dirty.rst, in
+	 * Documentation/admin-guide/mm, describes the whole scheme).
 	 */
 	pte_t ptent = ptep_get(pte);
 
