@@ -100,7 +100,8 @@ struct pagescan_walk {
 	int err;
 };
 
-static bool pagescan_match(const struct pagescan_walk *w, unsigned long cats)
+static __always_inline bool pagescan_match(const struct pagescan_walk *w,
+					   unsigned long cats)
 {
 	cats ^= w->inverted;
 	if ((cats & w->mask) != w->mask)
@@ -120,8 +121,9 @@ static void pagescan_stop(struct pagescan_walk *w, unsigned long addr,
  * or early when a writer waits for the mmap lock held for read, so that an
  * mmap() or munmap() of the target waits for one page table at most.
  */
-static bool pagescan_spend_cost(struct pagescan_walk *w, unsigned long next,
-				unsigned int cost)
+static __always_inline bool pagescan_spend_cost(struct pagescan_walk *w,
+						unsigned long next,
+						unsigned int cost)
 {
 	w->budget -= min(w->budget, cost);
 	if (w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
@@ -222,18 +224,19 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 }
 
 /*
- * The common case of pagescan_output() for one page at @addr: it extends
- * the open region or, with room in the buffer, opens the next one; or it
- * is counted, when there is no vec. Return: false, with nothing done, when
- * max_pages is reached or the buffer is full.
+ * The common case of pagescan_output(): [@addr, @end) extends the open
+ * region or, with room in the buffer, opens the next one; or it is counted,
+ * when there is no vec. Return: false, with nothing done, when it does not
+ * fit whole under max_pages or the buffer is full.
  */
-static __always_inline bool pagescan_add_page(struct pagescan_walk *w,
-					      unsigned long cats,
-					      unsigned long addr)
+static __always_inline bool pagescan_add(struct pagescan_walk *w,
+					 unsigned long cats,
+					 unsigned long addr, unsigned long end)
 {
+	unsigned long n = (end - addr) >> PAGE_SHIFT;
 	struct page_region *cur;
 
-	if (w->found >= w->max_pages)
+	if (w->max_pages - w->found < n)
 		return false;
 	if (w->buf) {
 		cats &= w->return_mask;
@@ -247,9 +250,9 @@ static __always_inline bool pagescan_add_page(struct pagescan_walk *w,
 			cur->start = addr;
 			cur->categories = cats;
 		}
-		cur->end = addr + PAGE_SIZE;
+		cur->end = end;
 	}
-	w->found++;
+	w->found += n;
 	return true;
 }
 
@@ -672,9 +675,10 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 	struct pagescan_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long haddr = addr & HPAGE_PMD_MASK;
-	unsigned long cats, fit;
+	unsigned long cats, fit = addr;
 	spinlock_t *ptl;		/* page table lock */
 	pmd_t pmdval;
+	bool change;
 
 	ptl = pmd_trans_huge_lock(pmd, vma);
 	if (!ptl)
@@ -685,8 +689,11 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 	if (!pagescan_match(w, cats))
 		goto out_unlock;
 
-	fit = pagescan_fit(w, cats, addr, end);
-	if (fit != addr && pagescan_pmd_needs_change(w, pmdval, cats) &&
+	change = (w->clear_sd || w->wp) &&
+		 pagescan_pmd_needs_change(w, pmdval, cats);
+	if (change)
+		fit = pagescan_fit(w, cats, addr, end);
+	if (change && fit != addr &&
 	    (addr != haddr || fit != haddr + HPAGE_PMD_SIZE)) {
 		/*
 		 * Only part of the THP is covered or can be reported. An
@@ -708,9 +715,10 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 		goto out_unlock;
 	}
 
-	if (pagescan_output(w, cats, addr, &end) && end == addr)
+	if (!pagescan_add(w, cats, addr, end) &&
+	    pagescan_output(w, cats, addr, &end) && end == addr)
 		goto out_unlock;
-	if (pagescan_pmd_needs_change(w, pmdval, cats)) {
+	if (change) {
 		pagescan_change_pmd(w, vma, haddr, pmd, cats);
 		flush_tlb_range(vma, haddr, haddr + HPAGE_PMD_SIZE);
 		w->changed = true;
@@ -733,15 +741,10 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	struct pagescan_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long flush_start = 0, flush_end = 0;
-	bool need_sd = w->need_sd, need_written = w->need_written;
-	bool none_match = w->none_match;
+	bool need_sd, need_written, none_match, quick, qset = false;
+	bool simple, change;
+	unsigned long vma_cats, mask, nr, i, off;
 	u64 qmask = 0;
-	bool qset = false;
-	/* An empty entry has no soft-dirty bit: it must not match */
-	bool quick = pagescan_quick_test(need_sd && !none_match, need_written,
-					 &qmask, &qset);
-	bool simple = w->simple, change = w->clear_sd || w->wp;
-	unsigned long vma_cats = w->vma_cats, mask = w->mask, nr, i, off;
 	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
@@ -754,6 +757,17 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			ret = 1;
 		return ret;
 	}
+
+	need_sd = w->need_sd;
+	need_written = w->need_written;
+	none_match = w->none_match;
+	/* An empty entry has no soft-dirty bit: it must not match */
+	quick = pagescan_quick_test(need_sd && !none_match, need_written,
+				    &qmask, &qset);
+	simple = w->simple;
+	change = w->clear_sd || w->wp;
+	vma_cats = w->vma_cats;
+	mask = w->mask;
 
 	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
 	if (!start_pte) {
@@ -800,7 +814,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 				continue;
 		}
 		/* One page either fits or stops the walk before it */
-		if (!pagescan_add_page(w, cats, a) &&
+		if (!pagescan_add(w, cats, a, next) &&
 		    pagescan_output(w, cats, a, &next))
 			break;
 		if (change &&
