@@ -13,6 +13,8 @@
  *           are written again
  *   thp     PAGEMAP_SCAN PAGE_IS_SOFT_DIRTY report of 256 MiB of THPs
  *   sparse  the same over 16 TiB of MAP_NORESERVE with 1,000 pages written
+ *   msparse process_memwatch(MEMWATCH_CLEAR_SOFT_DIRTY) of those 16 TiB,
+ *           then the 1,000 pages are written again
  * PCT is the share of pages written (1 of every 100 / PCT) for wr, sd,
  * wp and mw.
  */
@@ -141,8 +143,9 @@ int main(int argc, char **argv)
 	if (pagemap < 0)
 		die("pagemap");
 
-	if (!strcmp(mode, "thp") || !strcmp(mode, "sparse")) {
-		int thp = !strcmp(mode, "thp");
+	if (!strcmp(mode, "thp") || !strcmp(mode, "sparse") ||
+	    !strcmp(mode, "msparse")) {
+		int thp = !strcmp(mode, "thp"), mw = !strcmp(mode, "msparse");
 
 		len = thp ? 256UL << 20 : 1UL << 44;
 		p = map(len, thp ? 0 : MAP_NORESERVE);
@@ -154,8 +157,20 @@ int main(int argc, char **argv)
 			for (i = 0; i < 1000; i++)
 				p[len / 1024 * i] = 2;
 		}
-		for (it = 0; it < iters; it++)
-			n = scan(p, len, 0, PAGE_IS_SOFT_DIRTY);
+		if (mw) {
+			pidfd = syscall(__NR_pidfd_open, getpid(), 0);
+			if (pidfd < 0)
+				die("pidfd_open");
+		}
+		for (it = 0; it < iters; it++) {
+			if (!mw) {
+				n = scan(p, len, 0, PAGE_IS_SOFT_DIRTY);
+				continue;
+			}
+			n = memwatch_clear(pidfd, p, len);
+			for (i = 0; i < 1000; i++)
+				p[len / 1024 * i] = 3;
+		}
 		printf("scan %s: %ld regions\n", mode, n);
 		return 0;
 	}
