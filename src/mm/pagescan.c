@@ -38,9 +38,9 @@
 #define PAGESCAN_UNIT		8
 
 /*
- * Address space a chunk may change: the mmu notifier invalidation of a
- * chunk starts at the first page table it may change and covers this much
- * (or one huge page, if larger); the chunk stops before anything beyond.
+ * Address space one mmu notifier invalidation covers: it starts at the
+ * first page table that may change and covers this much (or one huge page,
+ * if larger); a page table beyond it ends that range and starts the next.
  */
 #define PAGESCAN_NOTIFY_SPAN	(PAGESCAN_CHUNK_BUDGET * PMD_SIZE)
 
@@ -146,25 +146,26 @@ pagescan_event(const struct pagescan_walk *w)
 }
 
 /*
- * Called before the entries of [@addr, @end) may change. The first call in
- * a chunk starts the mmu notifier invalidation, from @addr over
- * PAGESCAN_NOTIFY_SPAN from the start of its PMD (or to @end, if further),
- * and never past the end of the range, so that a secondary MMU does not
- * drop the mappings of what the chunk will not reach. Return: false, with
- * the chunk stopped at @addr, when @end is past the invalidated range.
+ * Called before the entries of [@addr, @end) may change. Starts the mmu
+ * notifier invalidation, from @addr over PAGESCAN_NOTIFY_SPAN from the
+ * start of its PMD (or to @end, if further), and never past the end of the
+ * range, so that a secondary MMU does not drop the mappings of what the
+ * walk will not reach; unless the range started before covers @end. Such a
+ * range ends here: its changes have all been flushed from the TLB, as each
+ * page table and huge page flushes its own.
  */
-static bool pagescan_notify(struct pagescan_walk *w, unsigned long addr,
+static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 			    unsigned long end)
 {
 	unsigned long last;
 
 	if (!(w->flags & PAGESCAN_CHANGE))
-		return true;
+		return;
 	if (w->notifying) {
 		if (end <= w->range.end)
-			return true;
-		pagescan_stop(w, addr, PAGESCAN_STOP_CHUNK);
-		return false;
+			return;
+		mmu_notifier_invalidate_range_end(&w->range);
+		w->notifying = false;
 	}
 	last = (addr & PMD_MASK) + PAGESCAN_NOTIFY_SPAN;
 	if (last < addr || last > w->end)
@@ -173,7 +174,21 @@ static bool pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 				max(last, end));
 	mmu_notifier_invalidate_range_start(&w->range);
 	w->notifying = true;
-	return true;
+}
+
+/*
+ * pagescan_notify() where a range cannot start, under the hugetlb VMA lock.
+ * Return: false, with the chunk stopped at @addr, when the range started
+ * before does not cover [@addr, @end).
+ */
+static bool pagescan_notified(struct pagescan_walk *w, unsigned long addr,
+			      unsigned long end)
+{
+	if (!(w->flags & PAGESCAN_CHANGE) ||
+	    (w->notifying && end <= w->range.end))
+		return true;
+	pagescan_stop(w, addr, PAGESCAN_STOP_CHUNK);
+	return false;
 }
 
 /*
@@ -749,8 +764,7 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	spinlock_t *ptl;		/* page table lock */
 	int ret;
 
-	if (!pagescan_notify(w, addr, end))
-		return 1;
+	pagescan_notify(w, addr, end);
 	ret = pagescan_thp_entry(pmd, addr, end, walk);
 	if (ret != -EAGAIN) {
 		if (!ret && pagescan_spend_cost(w, end, 1))
@@ -974,7 +988,7 @@ static int pagescan_hugetlb_entry(pte_t *ptep, unsigned long hmask,
 	pte_t pte;
 
 	/* Started in pagescan_chunk(): this only checks the bound */
-	if (!pagescan_notify(w, addr, end))
+	if (!pagescan_notified(w, addr, end))
 		return 1;
 	if (w->wp)
 		i_mmap_lock_write(vma->vm_file->f_mapping);
@@ -1325,8 +1339,7 @@ static int pagescan_chunk(struct pagescan_walk *w, struct mm_struct *mm,
 		if (!ret && is_vm_hugetlb_page(vma)) {
 			stop = ALIGN_DOWN(addr, vma_kernel_pagesize(vma)) +
 			       vma_kernel_pagesize(vma);
-			if (!pagescan_notify(w, addr, min(vend, stop)))
-				return 0;
+			pagescan_notify(w, addr, min(vend, stop));
 		}
 		if (!ret) {
 			if (w->clear_vma) {
