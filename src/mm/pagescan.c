@@ -79,6 +79,13 @@ struct pagescan_walk {
 	bool need_sd;		/* only soft-dirty entries can match */
 	bool need_written;	/* only entries without uffd-wp can match */
 	bool simple;		/* the masks see only PAGESCAN_SIMPLE_CATS */
+	/*
+	 * With simple masks: the categories of a present PTE by its uffd-wp
+	 * (bit 0 of the index) and soft-dirty (bit 1 of it) bits, and a bit
+	 * mask of those that match.
+	 */
+	unsigned long present_cats[4];
+	unsigned int present_match;
 
 	/* Output: buf[buf_idx] is the last, possibly open, region */
 	struct page_region *buf;
@@ -239,20 +246,18 @@ static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
 }
 
 /*
- * The common case of pagescan_output(): [@addr, @end) extends the open
- * region or, with room in the buffer, opens the next one; or it is counted,
- * when there is no vec. Return: false, with nothing done, when it does not
- * fit whole under max_pages or the buffer is full.
+ * The common case of pagescan_output() for [@addr, @end), known to fit
+ * under max_pages: it extends the open region or, with room in the buffer,
+ * opens the next one; or it is counted, when there is no vec. Return:
+ * false, with nothing done, when the buffer is full.
  */
-static __always_inline bool pagescan_add(struct pagescan_walk *w,
-					 unsigned long cats,
-					 unsigned long addr, unsigned long end)
+static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
+						unsigned long cats,
+						unsigned long addr,
+						unsigned long end)
 {
-	unsigned long n = (end - addr) >> PAGE_SHIFT;
 	struct page_region *cur;
 
-	if (w->max_pages - w->found < n)
-		return false;
 	if (w->buf) {
 		cats &= w->return_mask;
 		cur = &w->buf[w->buf_idx];
@@ -267,8 +272,18 @@ static __always_inline bool pagescan_add(struct pagescan_walk *w,
 		}
 		cur->end = end;
 	}
-	w->found += n;
+	w->found += (end - addr) >> PAGE_SHIFT;
 	return true;
+}
+
+/* pagescan_add_within(), or false when [@addr, @end) exceeds max_pages */
+static __always_inline bool pagescan_add(struct pagescan_walk *w,
+					 unsigned long cats,
+					 unsigned long addr, unsigned long end)
+{
+	if (w->max_pages - w->found < (end - addr) >> PAGE_SHIFT)
+		return false;
+	return pagescan_add_within(w, cats, addr, end);
 }
 
 /*
@@ -344,46 +359,68 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 }
 #endif
 
-/* Entries tested at once by pagescan_skip(): a 64-byte cache line */
-#define PAGESCAN_GROUP	8
+/* Entries tested at once by pagescan_skip(): two 64-byte cache lines */
+#define PAGESCAN_GROUP	16
+
+/*
+ * The OR (the AND, if @set) of the values of four entries at @g. The reads
+ * are plain, so that they fold into the arithmetic: they only pick the
+ * entries that are read again, with ptep_get(), and tested on their own.
+ */
+static __always_inline u64 pagescan_fold4(const pte_t *g, bool set)
+{
+	if (set)
+		return data_race(pte_val(g[0]) & pte_val(g[1]) &
+				 pte_val(g[2]) & pte_val(g[3]));
+	return data_race(pte_val(g[0]) | pte_val(g[1]) | pte_val(g[2]) |
+			 pte_val(g[3]));
+}
+
+/* Whether a value, or the fold of values, may match: see pagescan_skip() */
+static __always_inline bool pagescan_hit(u64 v, u64 mask, bool set)
+{
+	return (set ? ~v : v) & mask;
+}
 
 /*
  * The first of the entries @i to @nr - 1 at @pte that may match by the quick
  * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
  * cannot. @pte is entry @off of a group of PAGESCAN_GROUP entries aligned in
  * its table; a whole group is tested at once on the OR (the AND, if @set) of
- * its values, with its loads written out so that every build runs them
- * without a loop.
+ * its values, with its reads written out so that every build runs them
+ * without a loop. An entry returned may not match after all: the caller
+ * reads it again and tests it in full.
  */
-static unsigned long pagescan_skip(pte_t *pte, unsigned long off,
-				   unsigned long i, unsigned long nr, u64 mask,
-				   bool set)
+static __always_inline unsigned long pagescan_skip(pte_t *pte,
+						   unsigned long off,
+						   unsigned long i,
+						   unsigned long nr, u64 mask,
+						   bool set)
 {
 	unsigned long head = min(ALIGN(i + off, PAGESCAN_GROUP) - off, nr);
-	u64 flip = set ? mask : 0, v;
+	pte_t *g;
+	u64 v;
 
 	for (; i < head; i++)
-		if ((pte_val(ptep_get(pte + i)) ^ flip) & mask)
+		if (pagescan_hit(data_race(pte_val(pte[i])), mask, set))
 			return i;
 	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
-		pte_t *g = pte + i;
-
-		if (set) {
-			v = pte_val(ptep_get(g)) & pte_val(ptep_get(g + 1)) &
-			    pte_val(ptep_get(g + 2)) & pte_val(ptep_get(g + 3)) &
-			    pte_val(ptep_get(g + 4)) & pte_val(ptep_get(g + 5)) &
-			    pte_val(ptep_get(g + 6)) & pte_val(ptep_get(g + 7));
-		} else {
-			v = pte_val(ptep_get(g)) | pte_val(ptep_get(g + 1)) |
-			    pte_val(ptep_get(g + 2)) | pte_val(ptep_get(g + 3)) |
-			    pte_val(ptep_get(g + 4)) | pte_val(ptep_get(g + 5)) |
-			    pte_val(ptep_get(g + 6)) | pte_val(ptep_get(g + 7));
-		}
-		if ((v ^ flip) & mask)
+		g = pte + i;
+		if (set)
+			v = pagescan_fold4(g, true) &
+			    pagescan_fold4(g + 4, true) &
+			    pagescan_fold4(g + 8, true) &
+			    pagescan_fold4(g + 12, true);
+		else
+			v = pagescan_fold4(g, false) |
+			    pagescan_fold4(g + 4, false) |
+			    pagescan_fold4(g + 8, false) |
+			    pagescan_fold4(g + 12, false);
+		if (pagescan_hit(v, mask, set))
 			break;
 	}
 	for (; i < nr; i++)
-		if ((pte_val(ptep_get(pte + i)) ^ flip) & mask)
+		if (pagescan_hit(data_race(pte_val(pte[i])), mask, set))
 			return i;
 	return nr;
 }
@@ -489,8 +526,9 @@ static pte_t pagescan_swp_clean(pte_t pte)
  * write fault, and in a shared mapping an O_DIRECT read into it would go
  * unreported.
  */
-static bool pagescan_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
-				pte_t ptent)
+static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
+						unsigned long addr, pte_t ptent,
+						bool cow)
 {
 	struct folio *folio;
 
@@ -499,17 +537,16 @@ static bool pagescan_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
 	 * (GUP unshares it first), which then has MMF_HAS_PINNED: skip the
 	 * folio lookup in the common case, as clear_refs does.
 	 */
-	if (is_cow_mapping(vma->vm_flags) &&
-	    likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+	if (cow && likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
 		return false;
 	folio = vm_normal_folio(vma, addr, ptent);
 	return folio && folio_maybe_dma_pinned(folio);
 }
 
 /*
- * Clear the soft-dirty state of one matching PTE. A pinned page keeps its
- * write access and is made soft-dirty instead, so that it keeps being
- * reported while it is pinned.
+ * Clear the soft-dirty state of one matching present PTE. A pinned page
+ * keeps its write access and is made soft-dirty instead, so that it keeps
+ * being reported while it is pinned. @cow: is_cow_mapping() of @vma.
  *
  * GUP-fast pins a page without the page table lock and then reads the entry
  * again, dropping the pin if it changed. So the pin is tested only once the
@@ -520,12 +557,39 @@ static bool pagescan_pte_pinned(struct vm_area_struct *vma, unsigned long addr,
  * Tested first, a pin taken in between would let a DMA write the page behind
  * a clean entry.
  *
+ * Return: true if the PTE changed and the TLB needs a flush.
+ */
+static __always_inline bool pagescan_clear_present(struct vm_area_struct *vma,
+						   unsigned long addr,
+						   pte_t *pte, pte_t ptent,
+						   bool cow)
+{
+	pte_t old, new;
+
+	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
+		return false;
+	old = ptep_get_and_clear(vma->vm_mm, addr, pte);
+	/* Pairs with the barrier after GUP-fast takes its pin */
+	smp_mb();
+	if (pagescan_pte_pinned(vma, addr, old, cow))
+		new = pte_mksoft_dirty(old);
+	else
+		new = pte_clear_soft_dirty(pte_wrprotect(old));
+	set_pte_at(vma->vm_mm, addr, pte, new);
+	return true;
+}
+
+/*
+ * Clear the soft-dirty state of one matching PTE: a present one with
+ * pagescan_clear_present(), a swap or migration entry in place.
  * Return: true if a present PTE changed and the TLB needs a flush.
  */
 static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 			       pte_t *pte, pte_t ptent)
 {
-	pte_t old, new;
+	pte_t new;
 
 	if (!pte_present(ptent)) {
 		new = pagescan_swp_clean(ptent);
@@ -533,19 +597,8 @@ static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 			set_pte_at(vma->vm_mm, addr, pte, new);
 		return false;
 	}
-	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
-		return false;
-	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
-		return false;
-	old = ptep_get_and_clear(vma->vm_mm, addr, pte);
-	/* Pairs with the barrier after GUP-fast takes its pin */
-	smp_mb();
-	if (pagescan_pte_pinned(vma, addr, old))
-		new = pte_mksoft_dirty(old);
-	else
-		new = pte_clear_soft_dirty(pte_wrprotect(old));
-	set_pte_at(vma->vm_mm, addr, pte, new);
-	return true;
+	return pagescan_clear_present(vma, addr, pte, ptent,
+				      is_cow_mapping(vma->vm_flags));
 }
 
 /* Clear soft-dirty and/or uffd-wp one matching PTE; true if TLB flush */
@@ -572,24 +625,37 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 }
 
 /*
- * pagescan_change_pte() for the PTE loop: a present entry with categories
- * from its bits alone (@simple) takes one of the two changes directly.
+ * pagescan_change_pte() for @nr matching present PTEs from @pte, mapping
+ * from @addr, all with categories @cats from their bits alone: each takes
+ * one of the two changes directly. Return: true if the TLB needs a flush.
  */
-static __always_inline bool pagescan_change_one(struct pagescan_walk *w,
+static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						struct vm_area_struct *vma,
 						unsigned long addr, pte_t *pte,
-						pte_t ptent, unsigned long cats,
-						bool simple)
+						unsigned long nr,
+						unsigned long cats)
 {
-	if (simple && !w->clear_sd) {
+	bool flush = false, cow;
+	unsigned long k;
+
+	if (!w->clear_sd) {
 		if (!(cats & PAGE_IS_WRITTEN))
 			return false;
-		make_uffd_wp_pte(vma, addr, pte, ptent);
+		for (k = 0; k < nr; k++, addr += PAGE_SIZE)
+			make_uffd_wp_pte(vma, addr, pte + k, ptep_get(pte + k));
 		return true;
 	}
-	if (simple && !w->wp)
-		return pagescan_clear_pte(vma, addr, pte, ptent);
-	return pagescan_change_pte(w, vma, addr, pte, ptent, cats);
+	if (!w->wp) {
+		cow = is_cow_mapping(vma->vm_flags);
+		for (k = 0; k < nr; k++, addr += PAGE_SIZE)
+			flush |= pagescan_clear_present(vma, addr, pte + k,
+							ptep_get(pte + k), cow);
+		return flush;
+	}
+	for (k = 0; k < nr; k++, addr += PAGE_SIZE)
+		flush |= pagescan_change_pte(w, vma, addr, pte + k,
+					     ptep_get(pte + k), cats);
+	return flush;
 }
 
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
@@ -750,15 +816,110 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 }
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
+/* The TLB flush a page table needs after its entries changed */
+struct pagescan_flush {
+	unsigned long start, end;
+};
+
+static __always_inline void pagescan_flush_add(struct pagescan_flush *f,
+					       unsigned long start,
+					       unsigned long end)
+{
+	if (!f->end)
+		f->start = start;
+	f->end = end;
+}
+
+/*
+ * Report and change the @nr entries of a locked page table from @pte,
+ * mapping from @addr. With @quick, only entries that pass the quick test of
+ * @qmask and @set are read in full (pagescan_skip()). Inlined once for each
+ * kind of quick test, so that each loop keeps its state in registers.
+ * Return: true when the walk stops.
+ */
+static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
+					  struct vm_area_struct *vma,
+					  pte_t *pte, unsigned long addr,
+					  unsigned long nr,
+					  struct pagescan_flush *flush,
+					  bool quick, u64 qmask, bool set)
+{
+	bool simple = w->simple, change = w->clear_sd || w->wp;
+	unsigned long vma_cats = w->vma_cats;
+	unsigned long off = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
+	unsigned int k, match = w->present_match;
+	unsigned long i, a, next, cats, n, left;
+	pte_t *p, ptent;
+	bool stop;
+
+	for (i = 0; i < nr; i++) {
+		if (quick) {
+			i = pagescan_skip(pte, off, i, nr, qmask, set);
+			if (i == nr)
+				break;
+		}
+		a = addr + i * PAGE_SIZE;
+		p = pte + i;
+		ptent = ptep_get(p);
+
+		if (simple && pte_present(ptent)) {
+			k = (!!pte_uffd_wp(ptent)) | (!!pte_soft_dirty(ptent) << 1);
+			if (!(match & BIT(k)))
+				continue;
+			cats = w->present_cats[k];
+			/*
+			 * The present entries that follow with the same bits
+			 * have the same categories: the run is reported and
+			 * changed at once, up to max_pages.
+			 */
+			left = min(w->max_pages - w->found, nr - i);
+			for (n = 1; n < left; n++)
+				if (!pagescan_same_bits(ptent, ptep_get(p + n)))
+					break;
+			next = a + n * PAGE_SIZE;
+			/* left is 0 when max_pages are found */
+			stop = !(left && pagescan_add_within(w, cats, a, next)) &&
+			       pagescan_output(w, cats, a, &next);
+			n = (next - a) >> PAGE_SHIFT;
+			if (change && n &&
+			    pagescan_change_run(w, vma, a, p, n, cats))
+				pagescan_flush_add(flush, a, next);
+			if (stop)
+				return true;
+			i += n - 1;
+			continue;
+		}
+		if (pte_none(ptent)) {
+			if (!w->none_match)
+				continue;
+			cats = w->none_cats;
+		} else {
+			if (!pagescan_pte_may_match(w->need_sd, w->need_written,
+						    ptent))
+				continue;
+			cats = vma_cats | pagescan_pte_cats(w, vma, a, ptent);
+			if (!pagescan_match(w, cats))
+				continue;
+		}
+		/* One page either fits or stops the walk before it */
+		next = a + PAGE_SIZE;
+		if (!pagescan_add(w, cats, a, next) &&
+		    pagescan_output(w, cats, a, &next))
+			return true;
+		if (change && pagescan_change_pte(w, vma, a, p, ptent, cats))
+			pagescan_flush_add(flush, a, next);
+	}
+	return false;
+}
+
 static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 			      unsigned long end, struct mm_walk *walk)
 {
 	struct pagescan_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
-	unsigned long flush_start = 0, flush_end = 0;
-	bool need_sd, need_written, none_match, quick, qset = false;
-	bool simple, change;
-	unsigned long vma_cats, mask, nr, i, off;
+	struct pagescan_flush flush = { 0, 0 };
+	unsigned long nr = (end - addr) >> PAGE_SHIFT;
+	bool quick, qset = false;
 	u64 qmask = 0;
 	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
@@ -772,16 +933,9 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		return ret;
 	}
 
-	need_sd = w->need_sd;
-	need_written = w->need_written;
-	none_match = w->none_match;
 	/* An empty entry has no soft-dirty bit: it must not match */
-	quick = pagescan_quick_test(need_sd && !none_match, need_written,
-				    &qmask, &qset);
-	simple = w->simple;
-	change = w->clear_sd || w->wp;
-	vma_cats = w->vma_cats;
-	mask = w->mask;
+	quick = pagescan_quick_test(w->need_sd && !w->none_match,
+				    w->need_written, &qmask, &qset);
 
 	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
 	if (!start_pte) {
@@ -789,87 +943,19 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 		return 0;
 	}
 	arch_enter_lazy_mmu_mode();
-	nr = (end - addr) >> PAGE_SHIFT;
-	off = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
-	for (i = 0; i < nr; i++) {
-		unsigned long a, next, cats, left, k;
-		pte_t *p, ptent, cur;
-		bool run = false;
-
-		if (quick) {
-			i = pagescan_skip(start_pte, off, i, nr, qmask, qset);
-			if (i == nr)
-				break;
-		}
-		a = addr + i * PAGE_SIZE;
-		next = a + PAGE_SIZE;
-		p = start_pte + i;
-		ptent = ptep_get(p);
-
-		if (simple && pte_present(ptent)) {
-			run = true;
-			cats = vma_cats | PAGE_IS_PRESENT;
-			if (!pte_uffd_wp(ptent))
-				cats |= PAGE_IS_WRITTEN;
-			if (pte_soft_dirty(ptent))
-				cats |= PAGE_IS_SOFT_DIRTY;
-			if ((cats & mask) != mask)
-				continue;
-		} else if (pte_none(ptent)) {
-			if (!none_match)
-				continue;
-			cats = w->none_cats;
-		} else {
-			if (!pagescan_pte_may_match(need_sd, need_written,
-						    ptent))
-				continue;
-			cats = w->vma_cats | pagescan_pte_cats(w, vma, a, ptent);
-			if (!pagescan_match(w, cats))
-				continue;
-		}
-		/* One page either fits or stops the walk before it */
-		if (!pagescan_add(w, cats, a, next) &&
-		    pagescan_output(w, cats, a, &next))
-			break;
-		if (change &&
-		    pagescan_change_one(w, vma, a, p, ptent, cats, run)) {
-			if (!flush_end)
-				flush_start = a;
-			flush_end = next;
-		}
-		/*
-		 * The present entries that follow with the same bits have the
-		 * same categories: they extend the region just added to, up
-		 * to max_pages.
-		 */
-		if (!run || i + 1 == nr ||
-		    !pagescan_same_bits(ptent, ptep_get(p + 1)))
-			continue;
-		left = min(w->max_pages - w->found, nr - 1 - i);
-		for (k = 0; k < left; k++) {
-			cur = ptep_get(++p);
-			if (!pagescan_same_bits(ptent, cur))
-				break;
-			a = next;
-			next += PAGE_SIZE;
-			if (change &&
-			    pagescan_change_one(w, vma, a, p, cur, cats, true)) {
-				if (!flush_end)
-					flush_start = a;
-				flush_end = next;
-			}
-		}
-		if (k) {
-			w->found += k;
-			if (w->buf)
-				w->buf[w->buf_idx].end = next;
-			i += k;
-		}
-	}
+	if (quick && qset)
+		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, true, qmask,
+			      true);
+	else if (quick)
+		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, true, qmask,
+			      false);
+	else
+		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, false, 0,
+			      false);
 	/* Leave lazy MMU mode first, so that the updates are visible. */
 	arch_leave_lazy_mmu_mode();
-	if (flush_end) {
-		flush_tlb_range(vma, flush_start, flush_end);
+	if (flush.end) {
+		flush_tlb_range(vma, flush.start, flush.end);
 		w->changed = true;
 	}
 	pte_unmap_unlock(start_pte, ptl);
@@ -1229,6 +1315,7 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 	bool wp_allowed = userfaultfd_wp_async(vma) &&
 			  userfaultfd_wp_use_markers(vma);
 	unsigned long cats = 0;
+	unsigned int k;
 
 	if (!wp_allowed) {
 		if (w->flags & PAGESCAN_CHECK_WPASYNC)
@@ -1270,6 +1357,14 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
 	w->simple = !w->inverted && !w->anyof &&
 		    !((w->mask | w->return_mask) & ~PAGESCAN_SIMPLE_CATS);
+	w->present_match = 0;
+	for (k = 0; w->simple && k < 4; k++) {
+		w->present_cats[k] = cats | PAGE_IS_PRESENT |
+				     (k & 1 ? 0 : PAGE_IS_WRITTEN) |
+				     (k & 2 ? PAGE_IS_SOFT_DIRTY : 0);
+		if (pagescan_match(w, w->present_cats[k]))
+			w->present_match |= BIT(k);
+	}
 
 	/*
 	 * hugetlb has no write-notify for soft-dirty (see
