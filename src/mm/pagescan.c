@@ -369,11 +369,21 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
  */
 static __always_inline u64 pagescan_fold4(const pte_t *g, bool set)
 {
-	if (set)
+	if (set) {
+		/* Racy reads: see above */
 		return data_race(pte_val(g[0]) & pte_val(g[1]) &
 				 pte_val(g[2]) & pte_val(g[3]));
+	}
+	/* Racy reads: see above */
 	return data_race(pte_val(g[0]) | pte_val(g[1]) | pte_val(g[2]) |
 			 pte_val(g[3]));
+}
+
+/* The value of the entry at @pte, read as pagescan_fold4() reads them */
+static __always_inline u64 pagescan_peek(const pte_t *pte)
+{
+	/* Racy read: the entry is read again if it may match */
+	return data_race(pte_val(*pte));
 }
 
 /* Whether a value, or the fold of values, may match: see pagescan_skip() */
@@ -402,7 +412,7 @@ static __always_inline unsigned long pagescan_skip(pte_t *pte,
 	u64 v;
 
 	for (; i < head; i++)
-		if (pagescan_hit(data_race(pte_val(pte[i])), mask, set))
+		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
 			return i;
 	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
 		g = pte + i;
@@ -420,7 +430,7 @@ static __always_inline unsigned long pagescan_skip(pte_t *pte,
 			break;
 	}
 	for (; i < nr; i++)
-		if (pagescan_hit(data_race(pte_val(pte[i])), mask, set))
+		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
 			return i;
 	return nr;
 }
