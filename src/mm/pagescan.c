@@ -922,8 +922,13 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 	return false;
 }
 
-static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
-			      unsigned long end, struct mm_walk *walk)
+/*
+ * The page table of a PMD entry that maps no THP, under its lock. Kept out
+ * of pagescan_pmd_entry(), so that a THP does not pay for its registers.
+ */
+static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
+				       unsigned long end,
+				       struct mm_walk *walk)
 {
 	struct pagescan_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
@@ -933,15 +938,6 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	u64 qmask = 0;
 	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
-	int ret;
-
-	pagescan_notify(w, addr, end);
-	ret = pagescan_thp_entry(pmd, addr, end, walk);
-	if (ret != -EAGAIN) {
-		if (!ret && pagescan_spend_cost(w, end, 1))
-			ret = 1;
-		return ret;
-	}
 
 	/* An empty entry has no soft-dirty bit: it must not match */
 	quick = pagescan_quick_test(w->need_sd && !w->none_match,
@@ -974,6 +970,21 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	if (w->stop)
 		return 1;
 	return pagescan_spend(w, end) ? 1 : 0;
+}
+
+static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
+			      unsigned long end, struct mm_walk *walk)
+{
+	struct pagescan_walk *w = walk->private;
+	int ret;
+
+	pagescan_notify(w, addr, end);
+	ret = pagescan_thp_entry(pmd, addr, end, walk);
+	if (ret == -EAGAIN)
+		return pagescan_pte_table(pmd, addr, end, walk);
+	if (!ret && pagescan_spend_cost(w, end, 1))
+		ret = 1;
+	return ret;
 }
 
 static int pagescan_hugetlb_hole_wp(struct vm_area_struct *vma,
