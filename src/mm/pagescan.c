@@ -537,6 +537,7 @@ static pte_t pagescan_swp_clean(pte_t pte)
  * unreported.
  */
 static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
+						struct mm_struct *mm,
 						unsigned long addr, pte_t ptent,
 						bool cow)
 {
@@ -547,7 +548,7 @@ static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
 	 * (GUP unshares it first), which then has MMF_HAS_PINNED: skip the
 	 * folio lookup in the common case, as clear_refs does.
 	 */
-	if (cow && likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+	if (cow && likely(!test_bit(MMF_HAS_PINNED, &mm->flags)))
 		return false;
 	folio = vm_normal_folio(vma, addr, ptent);
 	return folio && folio_maybe_dma_pinned(folio);
@@ -570,6 +571,7 @@ static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
  * Return: true if the PTE changed and the TLB needs a flush.
  */
 static __always_inline bool pagescan_clear_present(struct vm_area_struct *vma,
+						   struct mm_struct *mm,
 						   unsigned long addr,
 						   pte_t *pte, pte_t ptent,
 						   bool cow)
@@ -580,14 +582,14 @@ static __always_inline bool pagescan_clear_present(struct vm_area_struct *vma,
 		return false;
 	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
 		return false;
-	old = ptep_get_and_clear(vma->vm_mm, addr, pte);
+	old = ptep_get_and_clear(mm, addr, pte);
 	/* Pairs with the barrier after GUP-fast takes its pin */
 	smp_mb();
-	if (pagescan_pte_pinned(vma, addr, old, cow))
+	if (pagescan_pte_pinned(vma, mm, addr, old, cow))
 		new = pte_mksoft_dirty(old);
 	else
 		new = pte_clear_soft_dirty(pte_wrprotect(old));
-	set_pte_at(vma->vm_mm, addr, pte, new);
+	set_pte_at(mm, addr, pte, new);
 	return true;
 }
 
@@ -607,7 +609,7 @@ static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 			set_pte_at(vma->vm_mm, addr, pte, new);
 		return false;
 	}
-	return pagescan_clear_present(vma, addr, pte, ptent,
+	return pagescan_clear_present(vma, vma->vm_mm, addr, pte, ptent,
 				      is_cow_mapping(vma->vm_flags));
 }
 
@@ -646,7 +648,9 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						unsigned long cats)
 {
 	bool flush = false, cow;
+	struct mm_struct *mm;
 	unsigned long k;
+	pte_t *end;
 
 	if (!w->clear_sd) {
 		if (!(cats & PAGE_IS_WRITTEN))
@@ -656,10 +660,12 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 		return true;
 	}
 	if (!w->wp) {
+		/* Read once: the barrier of each entry would read them again */
+		mm = vma->vm_mm;
 		cow = is_cow_mapping(vma->vm_flags);
-		for (k = 0; k < nr; k++, addr += PAGE_SIZE)
-			flush |= pagescan_clear_present(vma, addr, pte + k,
-							ptep_get(pte + k), cow);
+		for (end = pte + nr; pte < end; pte++, addr += PAGE_SIZE)
+			flush |= pagescan_clear_present(vma, mm, addr, pte,
+							ptep_get(pte), cow);
 		return flush;
 	}
 	for (k = 0; k < nr; k++, addr += PAGE_SIZE)
