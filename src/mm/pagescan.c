@@ -126,13 +126,16 @@ static void pagescan_stop(struct pagescan_walk *w, unsigned long addr,
 /*
  * Count @cost of work; stop the chunk after @next when the budget is spent,
  * or early when a writer waits for the mmap lock held for read, so that an
- * mmap() or munmap() of the target waits for one page table at most.
+ * mmap() or munmap() of the target waits for about one page table's work
+ * at most: a writer is looked for once every PAGESCAN_UNIT of work.
  */
 static __always_inline bool pagescan_spend_cost(struct pagescan_walk *w,
 						unsigned long next,
 						unsigned int cost)
 {
 	w->budget -= min(w->budget, cost);
+	if (w->budget && cost < PAGESCAN_UNIT && w->budget % PAGESCAN_UNIT)
+		return false;
 	if (w->budget && (w->wrlocked || !mmap_lock_is_contended(w->mm)))
 		return false;
 	pagescan_stop(w, next, PAGESCAN_STOP_CHUNK);
