@@ -4485,9 +4485,9 @@ TEST_F(memwatch, diff_file_thp_partial_wp)
 }
 
 /*
- * The walk skips eight entries of a page table at once, and single entries
- * on a few bits, where it can (pagescan_quick_test() on x86_64): one
- * written page at each offset of a 64-page range, for soft-dirty and for
+ * The walk skips sixteen entries of a page table at once, and single
+ * entries on a few bits, where it can (pagescan_quick_test() on x86_64):
+ * one written page at each offset of a 64-page range, for soft-dirty and for
  * uffd-wp async, through both interfaces, must be reported alone, and
  * re-armed.
  */
