@@ -187,21 +187,6 @@ static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 }
 
 /*
- * pagescan_notify() where a range cannot start, under the hugetlb VMA lock.
- * Return: false, with the chunk stopped at @addr, when the range started
- * before does not cover [@addr, @end).
- */
-static bool pagescan_notified(struct pagescan_walk *w, unsigned long addr,
-			      unsigned long end)
-{
-	if (!(w->flags & PAGESCAN_CHANGE) ||
-	    (w->notifying && end <= w->range.end))
-		return true;
-	pagescan_stop(w, addr, PAGESCAN_STOP_CHUNK);
-	return false;
-}
-
-/*
  * Return how much of [@addr, @end) can be reported with @cats: all of it,
  * a part cut short by max_pages, or nothing (@addr) when a new region is
  * needed and the buffer is full.
@@ -882,7 +867,8 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		ptent = ptep_get(p);
 
 		if (simple && pte_present(ptent)) {
-			k = (!!pte_uffd_wp(ptent)) | (!!pte_soft_dirty(ptent) << 1);
+			k = (pte_uffd_wp(ptent) ? 1 : 0) |
+			    (pte_soft_dirty(ptent) ? 2 : 0);
 			if (!(match & BIT(k)))
 				continue;
 			cats = w->present_cats[k];
@@ -1034,6 +1020,21 @@ static int pagescan_pte_hole(unsigned long addr, unsigned long end,
 }
 
 #ifdef CONFIG_HUGETLB_PAGE
+/*
+ * pagescan_notify() where a range cannot start, under the hugetlb VMA lock.
+ * Return: false, with the chunk stopped at @addr, when the range started
+ * before does not cover [@addr, @end).
+ */
+static bool pagescan_notified(struct pagescan_walk *w, unsigned long addr,
+			      unsigned long end)
+{
+	if (!(w->flags & PAGESCAN_CHANGE) ||
+	    (w->notifying && end <= w->range.end))
+		return true;
+	pagescan_stop(w, addr, PAGESCAN_STOP_CHUNK);
+	return false;
+}
+
 static unsigned long pagescan_huge_cats(pte_t pte)
 {
 	unsigned long cats = PAGE_IS_HUGE;
