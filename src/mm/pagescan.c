@@ -186,6 +186,16 @@ static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 	w->notifying = true;
 }
 
+/* Whether a region from @addr with @cats extends the open one of buf */
+static __always_inline bool pagescan_extends(const struct pagescan_walk *w,
+					     unsigned long cats,
+					     unsigned long addr)
+{
+	const struct page_region *cur = &w->buf[w->buf_idx];
+
+	return cur->end == addr && cur->categories == (cats & w->return_mask);
+}
+
 /*
  * Return how much of [@addr, @end) can be reported with @cats: all of it,
  * a part cut short by max_pages, or nothing (@addr) when a new region is
@@ -196,48 +206,24 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 				  unsigned long end)
 {
 	unsigned long left = w->max_pages - w->found;
-	const struct page_region *cur;
 
 	if (left < (end - addr) >> PAGE_SHIFT)
 		end = addr + (left << PAGE_SHIFT);
 	if (end == addr || !w->buf)
 		return end;
 
-	cur = &w->buf[w->buf_idx];
-	if (cur->end == addr && cur->categories == (cats & w->return_mask))
+	if (pagescan_extends(w, cats, addr))
 		return end;
-	if (cur->end && w->buf_idx + 1 >= w->buf_cap)
+	if (w->buf[w->buf_idx].end && w->buf_idx + 1 >= w->buf_cap)
 		return addr;
 	return end;
 }
 
-static void pagescan_push(struct pagescan_walk *w, unsigned long cats,
-			  unsigned long addr, unsigned long end)
-{
-	struct page_region *cur;
-
-	w->found += (end - addr) >> PAGE_SHIFT;
-	if (!w->buf)
-		return;
-
-	cats &= w->return_mask;
-	cur = &w->buf[w->buf_idx];
-	if (cur->end == addr && cur->categories == cats) {
-		cur->end = end;
-		return;
-	}
-	if (cur->end)
-		cur = &w->buf[++w->buf_idx];
-	cur->start = addr;
-	cur->end = end;
-	cur->categories = cats;
-}
-
 /*
- * The common case of pagescan_output() for [@addr, @end), known to fit
- * under max_pages: it extends the open region or, with room in the buffer,
- * opens the next one; or it is counted, when there is no vec. Return:
- * false, with nothing done, when the buffer is full.
+ * Report [@addr, @end), known to fit under max_pages: it extends the open
+ * region or, with room in the buffer, opens the next one; or it is
+ * counted, when there is no vec. Return: false, with nothing done, when
+ * the buffer is full.
  */
 static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
 						unsigned long cats,
@@ -247,16 +233,15 @@ static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
 	struct page_region *cur;
 
 	if (w->buf) {
-		cats &= w->return_mask;
 		cur = &w->buf[w->buf_idx];
-		if (cur->end != addr || cur->categories != cats) {
+		if (!pagescan_extends(w, cats, addr)) {
 			if (cur->end) {
 				if (w->buf_idx + 1 >= w->buf_cap)
 					return false;
 				cur = &w->buf[++w->buf_idx];
 			}
 			cur->start = addr;
-			cur->categories = cats;
+			cur->categories = cats & w->return_mask;
 		}
 		cur->end = end;
 	}
@@ -284,8 +269,9 @@ static bool pagescan_output(struct pagescan_walk *w, unsigned long cats,
 	unsigned long fit = pagescan_fit(w, cats, addr, *end);
 	enum pagescan_stop why;
 
+	/* What fits goes in whole: pagescan_fit() applied the same rules */
 	if (fit != addr)
-		pagescan_push(w, cats, addr, fit);
+		pagescan_add_within(w, cats, addr, fit);
 	if (fit == *end)
 		return false;
 
