@@ -104,6 +104,9 @@ struct pagescan_walk {
 	bool wrlocked;		/* this chunk holds the mmap lock for write */
 	bool notifying;		/* range is being invalidated */
 	struct mmu_notifier_range range;
+	/* The TLB flush owed for changed entries: pagescan_flush_tlb() */
+	struct vm_area_struct *flush_vma;
+	unsigned long flush_start, flush_end;
 	int err;
 };
 
@@ -156,13 +159,43 @@ pagescan_event(const struct pagescan_walk *w)
 }
 
 /*
+ * Flush the TLB entries of the pages changed since the last flush. The
+ * flush of a page table or THP is put off, and done once per chunk (or per
+ * VMA or mmu notifier range, when the walk goes on to the next) before the
+ * mmap lock is dropped, as clear_refs and mprotect() put it off: the chunk
+ * holds inc_tlb_flush_pending(), so that whoever else changes or zaps these
+ * entries meanwhile flushes them first. A hugetlb page flushes its own.
+ */
+static void pagescan_flush_tlb(struct pagescan_walk *w)
+{
+	if (!w->flush_end)
+		return;
+	flush_tlb_range(w->flush_vma, w->flush_start, w->flush_end);
+	w->flush_end = 0;
+}
+
+/* Owe the flush of [@start, @end) of @vma, changed: see above */
+static void pagescan_owe_flush(struct pagescan_walk *w,
+			       struct vm_area_struct *vma,
+			       unsigned long start, unsigned long end)
+{
+	if (w->flush_end && w->flush_vma != vma)
+		pagescan_flush_tlb(w);
+	if (!w->flush_end) {
+		w->flush_vma = vma;
+		w->flush_start = start;
+	}
+	w->flush_end = end;
+	w->changed = true;
+}
+
+/*
  * Called before the entries of [@addr, @end) may change. Starts the mmu
  * notifier invalidation, from @addr over PAGESCAN_NOTIFY_SPAN from the
  * start of its PMD (or to @end, if further), and never past the end of the
  * range, so that a secondary MMU does not drop the mappings of what the
  * walk will not reach; unless the range started before covers @end. Such a
- * range ends here: its changes have all been flushed from the TLB, as each
- * page table and huge page flushes its own.
+ * range ends here, once its changes are flushed from the TLB.
  */
 static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 			    unsigned long end)
@@ -174,6 +207,7 @@ static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 	if (w->notifying) {
 		if (end <= w->range.end)
 			return;
+		pagescan_flush_tlb(w);
 		mmu_notifier_invalidate_range_end(&w->range);
 		w->notifying = false;
 	}
@@ -333,8 +367,12 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 }
 #endif
 
-/* Entries tested at once by pagescan_skip(): two 64-byte cache lines */
-#define PAGESCAN_GROUP	16
+/*
+ * Entries tested at once by pagescan_skip(): two 64-byte cache lines, in
+ * quarters of PAGESCAN_QUARTER entries
+ */
+#define PAGESCAN_GROUP		16
+#define PAGESCAN_QUARTER	4
 
 /*
  * The OR (the AND, if @set) of the values of four entries at @g. The reads
@@ -370,10 +408,11 @@ static __always_inline bool pagescan_hit(u64 v, u64 mask, bool set)
  * The first of the entries @i to @nr - 1 at @pte that may match by the quick
  * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
  * cannot. @pte is entry @off of a group of PAGESCAN_GROUP entries aligned in
- * its table; a whole group is tested at once on the OR (the AND, if @set) of
- * its values, with its reads written out so that every build runs them
- * without a loop. An entry returned may not match after all: the caller
- * reads it again and tests it in full.
+ * its table. Whole groups, then quarters of one, are tested at once on the
+ * OR (the AND, if @set) of their values, with the reads written out so that
+ * every build runs them without a loop; from a hit, the next match is looked
+ * for entry by entry up to the end of its quarter only. An entry returned
+ * may not match after all: the caller reads it again and tests it in full.
  */
 static __always_inline unsigned long pagescan_skip(pte_t *pte,
 						   unsigned long off,
@@ -381,13 +420,20 @@ static __always_inline unsigned long pagescan_skip(pte_t *pte,
 						   unsigned long nr, u64 mask,
 						   bool set)
 {
-	unsigned long head = min(ALIGN(i + off, PAGESCAN_GROUP) - off, nr);
+	unsigned long head;
 	pte_t *g;
 	u64 v;
 
+	/* Up to the end of the quarter, then of the group, of entry @i */
+	head = min(ALIGN(i + off, PAGESCAN_QUARTER) - off, nr);
 	for (; i < head; i++)
 		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
 			return i;
+	head = min(ALIGN(i + off, PAGESCAN_GROUP) - off, nr);
+	for (; i + PAGESCAN_QUARTER <= head; i += PAGESCAN_QUARTER)
+		if (pagescan_hit(pagescan_fold4(pte + i, set), mask, set))
+			goto quarter;
+
 	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
 		g = pte + i;
 		if (set)
@@ -403,6 +449,11 @@ static __always_inline unsigned long pagescan_skip(pte_t *pte,
 		if (pagescan_hit(v, mask, set))
 			break;
 	}
+	/* The quarter with a hit in this group, or in the last entries */
+	for (; i + PAGESCAN_QUARTER <= nr; i += PAGESCAN_QUARTER)
+		if (pagescan_hit(pagescan_fold4(pte + i, set), mask, set))
+			break;
+quarter:
 	for (; i < nr; i++)
 		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
 			return i;
@@ -611,6 +662,52 @@ static bool pagescan_change_pte(struct pagescan_walk *w,
 }
 
 /*
+ * The run of present PTEs from @pte with the categories of the first, of
+ * value @first, given by their bits alone (pagescan_same_bits()): how many
+ * entries, at most @left but at least one.
+ */
+static __always_inline unsigned long pagescan_run(pte_t *pte, pte_t first,
+						  unsigned long left)
+{
+	unsigned long n;
+
+	/* A page on its own is told by one entry, a long run four at once */
+	if (left < 2 || !pagescan_same_bits(first, ptep_get(pte + 1)))
+		return 1;
+	for (n = 2; n + 4 <= left; n += 4)
+		if (!(pagescan_same_bits(first, ptep_get(pte + n)) &
+		      pagescan_same_bits(first, ptep_get(pte + n + 1)) &
+		      pagescan_same_bits(first, ptep_get(pte + n + 2)) &
+		      pagescan_same_bits(first, ptep_get(pte + n + 3))))
+			break;
+	for (; n < left; n++)
+		if (!pagescan_same_bits(first, ptep_get(pte + n)))
+			break;
+	return n;
+}
+
+/*
+ * Clear the soft-dirty state of the @nr matching present PTEs from @pte,
+ * mapping from @addr of @vma. Out of line: the loop of the page table is
+ * short of registers, this one is not.
+ * Return: true if the TLB needs a flush.
+ */
+static noinline bool pagescan_clear_run(struct vm_area_struct *vma,
+					unsigned long addr, pte_t *pte,
+					unsigned long nr)
+{
+	/* Read once: the barrier of each entry would read them again */
+	struct mm_struct *mm = vma->vm_mm;
+	bool cow = is_cow_mapping(vma->vm_flags), flush = false;
+	pte_t *end;
+
+	for (end = pte + nr; pte < end; pte++, addr += PAGE_SIZE)
+		flush |= pagescan_clear_present(vma, mm, addr, pte,
+						ptep_get(pte), cow);
+	return flush;
+}
+
+/*
  * pagescan_change_pte() for @nr matching present PTEs from @pte, mapping
  * from @addr, all with categories @cats from their bits alone: each takes
  * one of the two changes directly. Return: true if the TLB needs a flush.
@@ -621,10 +718,8 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						unsigned long nr,
 						unsigned long cats)
 {
-	bool flush = false, cow;
-	struct mm_struct *mm;
+	bool flush = false;
 	unsigned long k;
-	pte_t *end;
 
 	if (!w->clear_sd) {
 		if (!(cats & PAGE_IS_WRITTEN))
@@ -633,15 +728,8 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 			make_uffd_wp_pte(vma, addr, pte + k, ptep_get(pte + k));
 		return true;
 	}
-	if (!w->wp) {
-		/* Read once: the barrier of each entry would read them again */
-		mm = vma->vm_mm;
-		cow = is_cow_mapping(vma->vm_flags);
-		for (end = pte + nr; pte < end; pte++, addr += PAGE_SIZE)
-			flush |= pagescan_clear_present(vma, mm, addr, pte,
-							ptep_get(pte), cow);
-		return flush;
-	}
+	if (!w->wp)
+		return pagescan_clear_run(vma, addr, pte, nr);
 	for (k = 0; k < nr; k++, addr += PAGE_SIZE)
 		flush |= pagescan_change_pte(w, vma, addr, pte + k,
 					     ptep_get(pte + k), cats);
@@ -791,8 +879,7 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 		goto out_unlock;
 	if (change) {
 		pagescan_change_pmd(w, vma, haddr, pmd, cats);
-		flush_tlb_range(vma, haddr, haddr + HPAGE_PMD_SIZE);
-		w->changed = true;
+		pagescan_owe_flush(w, vma, haddr, haddr + HPAGE_PMD_SIZE);
 	}
 out_unlock:
 	spin_unlock(ptl);
@@ -864,11 +951,9 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			 * changed at once, up to max_pages.
 			 */
 			left = min(w->max_pages - w->found, nr - i);
-			for (n = 1; n < left; n++)
-				if (!pagescan_same_bits(ptent, ptep_get(p + n)))
-					break;
+			n = pagescan_run(p, ptent, left);
 			next = a + n * PAGE_SIZE;
-			/* left is 0 when max_pages are found */
+			/* left is 0 when max_pages are found: n is 1 */
 			stop = !(left && pagescan_add_within(w, cats, a, next)) &&
 			       pagescan_output(w, cats, a, &next);
 			n = (next - a) >> PAGE_SHIFT;
@@ -941,10 +1026,8 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 			      false);
 	/* Leave lazy MMU mode first, so that the updates are visible. */
 	arch_leave_lazy_mmu_mode();
-	if (flush.end) {
-		flush_tlb_range(vma, flush.start, flush.end);
-		w->changed = true;
-	}
+	if (flush.end)
+		pagescan_owe_flush(w, vma, flush.start, flush.end);
 	pte_unmap_unlock(start_pte, ptl);
 	cond_resched();
 
@@ -1581,12 +1664,17 @@ static int pagescan_walk(struct pagescan_walk *w, struct mm_struct *mm)
 		if (first && (w->flags & PAGESCAN_CHECK_WPASYNC))
 			err = pagescan_check_wpasync(w, mm);
 		first = false;
+		if (change)
+			inc_tlb_flush_pending(mm);
 		if (!err)
 			err = pagescan_chunk(w, mm, addr);
+		pagescan_flush_tlb(w);
 		if (w->notifying) {
 			mmu_notifier_invalidate_range_end(&w->range);
 			w->notifying = false;
 		}
+		if (change)
+			dec_tlb_flush_pending(mm);
 		if (w->wrlocked)
 			mmap_write_unlock(mm);
 		else
