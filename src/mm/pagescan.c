@@ -107,6 +107,7 @@ struct pagescan_walk {
 	/* The TLB flush owed for changed entries: pagescan_flush_tlb() */
 	struct vm_area_struct *flush_vma;
 	unsigned long flush_start, flush_end;
+	bool pending;		/* holds inc_tlb_flush_pending() */
 	int err;
 };
 
@@ -159,19 +160,39 @@ pagescan_event(const struct pagescan_walk *w)
 }
 
 /*
- * Flush the TLB entries of the pages changed since the last flush. The
- * flush of a page table or THP is put off, and done once per chunk (or per
- * VMA or mmu notifier range, when the walk goes on to the next) before the
- * mmap lock is dropped, as clear_refs and mprotect() put it off: the chunk
- * holds inc_tlb_flush_pending(), so that whoever else changes or zaps these
+ * The flush of a page table or THP whose entries changed is put off, and
+ * done once per chunk (or per VMA or mmu notifier range, when the walk
+ * goes on to the next) before the mmap lock is dropped, as
+ * change_prot_numa() and uffd_wp_range() put theirs off under the read
+ * lock: inc_tlb_flush_pending() is held from before the page table lock
+ * of a change until the flush, so that whoever else changes or zaps these
  * entries meanwhile flushes them first. A hugetlb page flushes its own.
  */
+static void pagescan_pend(struct pagescan_walk *w)
+{
+	if (w->pending)
+		return;
+	inc_tlb_flush_pending(w->mm);
+	w->pending = true;
+}
+
+/* Stop holding inc_tlb_flush_pending() if no flush is owed */
+static void pagescan_unpend(struct pagescan_walk *w)
+{
+	if (!w->pending || w->flush_end)
+		return;
+	dec_tlb_flush_pending(w->mm);
+	w->pending = false;
+}
+
+/* Flush the TLB entries of the pages changed since the last flush */
 static void pagescan_flush_tlb(struct pagescan_walk *w)
 {
-	if (!w->flush_end)
-		return;
-	flush_tlb_range(w->flush_vma, w->flush_start, w->flush_end);
-	w->flush_end = 0;
+	if (w->flush_end) {
+		flush_tlb_range(w->flush_vma, w->flush_start, w->flush_end);
+		w->flush_end = 0;
+	}
+	pagescan_unpend(w);
 }
 
 /* Owe the flush of [@start, @end) of @vma, changed: see above */
@@ -1009,11 +1030,20 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 	quick = pagescan_quick_test(w->need_sd && !w->none_match,
 				    w->need_written, &qmask, &qset);
 
+	if (w->clear_sd || w->wp)
+		pagescan_pend(w);
 	start_pte = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
 	if (!start_pte) {
+		pagescan_unpend(w);
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
+	/*
+	 * A batched unmap of reclaim or migration may have left a writable
+	 * TLB entry for a swap or migration entry to be cleaned: flush it.
+	 */
+	if (w->clear_sd || w->wp)
+		flush_tlb_batched_pending(walk->mm);
 	arch_enter_lazy_mmu_mode();
 	if (quick && qset)
 		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, true, qmask,
@@ -1029,6 +1059,7 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 	if (flush.end)
 		pagescan_owe_flush(w, vma, flush.start, flush.end);
 	pte_unmap_unlock(start_pte, ptl);
+	pagescan_unpend(w);
 	cond_resched();
 
 	if (w->stop)
@@ -1043,9 +1074,12 @@ static int pagescan_pmd_entry(pmd_t *pmd, unsigned long addr,
 	int ret;
 
 	pagescan_notify(w, addr, end);
+	if (w->clear_sd || w->wp)
+		pagescan_pend(w);
 	ret = pagescan_thp_entry(pmd, addr, end, walk);
 	if (ret == -EAGAIN)
 		return pagescan_pte_table(pmd, addr, end, walk);
+	pagescan_unpend(w);
 	if (!ret && pagescan_spend_cost(w, end, 1))
 		ret = 1;
 	return ret;
@@ -1066,6 +1100,8 @@ static int pagescan_pte_hole(unsigned long addr, unsigned long end,
 	if (pagescan_output(w, w->hole_cats, addr, &end) && end == addr)
 		return 1;
 	if (w->wp) {
+		/* Not nested in a pending flush: see pagescan_pend() */
+		pagescan_flush_tlb(w);
 		if (is_vm_hugetlb_page(vma))
 			err = pagescan_hugetlb_hole_wp(vma, addr, end);
 		else
@@ -1664,8 +1700,6 @@ static int pagescan_walk(struct pagescan_walk *w, struct mm_struct *mm)
 		if (first && (w->flags & PAGESCAN_CHECK_WPASYNC))
 			err = pagescan_check_wpasync(w, mm);
 		first = false;
-		if (change)
-			inc_tlb_flush_pending(mm);
 		if (!err)
 			err = pagescan_chunk(w, mm, addr);
 		pagescan_flush_tlb(w);
@@ -1673,8 +1707,6 @@ static int pagescan_walk(struct pagescan_walk *w, struct mm_struct *mm)
 			mmu_notifier_invalidate_range_end(&w->range);
 			w->notifying = false;
 		}
-		if (change)
-			dec_tlb_flush_pending(mm);
 		if (w->wrlocked)
 			mmap_write_unlock(mm);
 		else
