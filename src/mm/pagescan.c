@@ -696,10 +696,10 @@ static __always_inline unsigned long pagescan_run(pte_t *pte, pte_t first,
 	if (left < 2 || !pagescan_same_bits(first, ptep_get(pte + 1)))
 		return 1;
 	for (n = 2; n + 4 <= left; n += 4)
-		if (!(pagescan_same_bits(first, ptep_get(pte + n)) &
-		      pagescan_same_bits(first, ptep_get(pte + n + 1)) &
-		      pagescan_same_bits(first, ptep_get(pte + n + 2)) &
-		      pagescan_same_bits(first, ptep_get(pte + n + 3))))
+		if (pagescan_same_bits(first, ptep_get(pte + n)) +
+		    pagescan_same_bits(first, ptep_get(pte + n + 1)) +
+		    pagescan_same_bits(first, ptep_get(pte + n + 2)) +
+		    pagescan_same_bits(first, ptep_get(pte + n + 3)) != 4)
 			break;
 	for (; n < left; n++)
 		if (!pagescan_same_bits(first, ptep_get(pte + n)))
