@@ -25,8 +25,12 @@
 #include <asm/tlbflush.h>
 #include "internal.h"
 
-/* Default entries of the bounce buffer: one page of struct page_region */
-#define PAGESCAN_BUF_LEN	(PAGE_SIZE / sizeof(struct page_region))
+/*
+ * Default entries of the bounce buffer: 512, as PAGEMAP_SCAN keeps with
+ * 4 KiB pages (12 KiB). Each time it fills, the walk drops the mmap lock
+ * and comes back down the page tables.
+ */
+#define PAGESCAN_BUF_LEN	512
 
 /*
  * Work done under one hold of the mmap lock: page tables (or hugetlb pages,
@@ -389,11 +393,11 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 #endif
 
 /*
- * Entries tested at once by pagescan_skip(): two 64-byte cache lines, in
- * quarters of PAGESCAN_QUARTER entries
+ * Entries tested at once by pagescan_skip(): a quarter, or a group of four
+ * quarters (two 64-byte cache lines of 8-byte entries)
  */
-#define PAGESCAN_GROUP		16
 #define PAGESCAN_QUARTER	4
+#define PAGESCAN_GROUP		16
 
 /*
  * The OR (the AND, if @set) of the values of four entries at @g. The reads
@@ -426,55 +430,75 @@ static __always_inline bool pagescan_hit(u64 v, u64 mask, bool set)
 }
 
 /*
+ * Which of the four entries at @g hits first, when their fold does: the
+ * fourth is not tested, the fold says it hits if the others do not. The
+ * entries are read again, with ptep_get(): the values of the fold would
+ * have to be kept in registers that the loop of a group needs.
+ */
+static __always_inline unsigned long pagescan_first4(pte_t *g,
+						     u64 mask, bool set)
+{
+	if (pagescan_hit(pte_val(ptep_get(g)), mask, set))
+		return 0;
+	if (pagescan_hit(pte_val(ptep_get(g + 1)), mask, set))
+		return 1;
+	if (pagescan_hit(pte_val(ptep_get(g + 2)), mask, set))
+		return 2;
+	return 3;
+}
+
+/*
  * The first of the entries @i to @nr - 1 at @pte that may match by the quick
  * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
- * cannot. @pte is entry @off of a group of PAGESCAN_GROUP entries aligned in
- * its table. Whole groups, then quarters of one, are tested at once on the
- * OR (the AND, if @set) of their values, with the reads written out so that
- * every build runs them without a loop; from a hit, the next match is looked
- * for entry by entry up to the end of its quarter only. An entry returned
- * may not match after all: the caller reads it again and tests it in full.
+ * cannot. The entries are tested on the OR (the AND, if @set) of their
+ * values: the quarter from @i first, since written pages cluster, then a
+ * group at a time; the quarter of a group that hits, and the entry of a
+ * quarter that hits, are picked from the folds without a loop. The reads
+ * are written out, so that every build runs them unrolled. An entry
+ * returned may not match after all: the caller reads it again and tests it
+ * in full.
  */
 static __always_inline unsigned long pagescan_skip(pte_t *pte,
-						   unsigned long off,
 						   unsigned long i,
 						   unsigned long nr, u64 mask,
 						   bool set)
 {
-	unsigned long head;
+	u64 q0, q1, q2, q3;
 	pte_t *g;
-	u64 v;
 
-	/* Up to the end of the quarter, then of the group, of entry @i */
-	head = min(ALIGN(i + off, PAGESCAN_QUARTER) - off, nr);
-	for (; i < head; i++)
-		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
-			return i;
-	head = min(ALIGN(i + off, PAGESCAN_GROUP) - off, nr);
-	for (; i + PAGESCAN_QUARTER <= head; i += PAGESCAN_QUARTER)
-		if (pagescan_hit(pagescan_fold4(pte + i, set), mask, set))
-			goto quarter;
-
+	/* Three quarters, then whole groups */
+	if (i + 3 * PAGESCAN_QUARTER <= nr) {
+		g = pte + i;
+		if (pagescan_hit(pagescan_fold4(g, set), mask, set))
+			return i + pagescan_first4(g, mask, set);
+		if (pagescan_hit(pagescan_fold4(g + 4, set), mask, set))
+			return i + 4 + pagescan_first4(g + 4, mask, set);
+		if (pagescan_hit(pagescan_fold4(g + 8, set), mask, set))
+			return i + 8 + pagescan_first4(g + 8, mask, set);
+		i += 3 * PAGESCAN_QUARTER;
+	}
 	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
 		g = pte + i;
-		if (set)
-			v = pagescan_fold4(g, true) &
-			    pagescan_fold4(g + 4, true) &
-			    pagescan_fold4(g + 8, true) &
-			    pagescan_fold4(g + 12, true);
-		else
-			v = pagescan_fold4(g, false) |
-			    pagescan_fold4(g + 4, false) |
-			    pagescan_fold4(g + 8, false) |
-			    pagescan_fold4(g + 12, false);
-		if (pagescan_hit(v, mask, set))
-			break;
+		q0 = pagescan_fold4(g, set);
+		q1 = pagescan_fold4(g + 4, set);
+		q2 = pagescan_fold4(g + 8, set);
+		q3 = pagescan_fold4(g + 12, set);
+		if (!pagescan_hit(set ? q0 & q1 & q2 & q3 : q0 | q1 | q2 | q3,
+				  mask, set))
+			continue;
+		if (pagescan_hit(q0, mask, set))
+			return i + pagescan_first4(g, mask, set);
+		if (pagescan_hit(q1, mask, set))
+			return i + 4 + pagescan_first4(g + 4, mask, set);
+		if (pagescan_hit(q2, mask, set))
+			return i + 8 + pagescan_first4(g + 8, mask, set);
+		return i + 12 + pagescan_first4(g + 12, mask, set);
 	}
-	/* The quarter with a hit in this group, or in the last entries */
-	for (; i + PAGESCAN_QUARTER <= nr; i += PAGESCAN_QUARTER)
-		if (pagescan_hit(pagescan_fold4(pte + i, set), mask, set))
-			break;
-quarter:
+	for (; i + PAGESCAN_QUARTER <= nr; i += PAGESCAN_QUARTER) {
+		g = pte + i;
+		if (pagescan_hit(pagescan_fold4(g, set), mask, set))
+			return i + pagescan_first4(g, mask, set);
+	}
 	for (; i < nr; i++)
 		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
 			return i;
@@ -483,15 +507,27 @@ quarter:
 
 /*
  * Whether PTE @b is present with the categories of present PTE @a, for
- * masks that see only PAGESCAN_SIMPLE_CATS. On x86_64, a swap or empty
- * entry has neither _PAGE_PRESENT nor _PAGE_PROTNONE.
+ * masks that see only PAGESCAN_SIMPLE_CATS; pagescan_same_bits4(), whether
+ * the four PTEs at @b all are. On x86_64, a swap or empty entry has neither
+ * _PAGE_PRESENT nor _PAGE_PROTNONE, and the four are tested on the OR of
+ * their differences from @a.
  */
 #ifdef CONFIG_X86_64
+#define PAGESCAN_SAME_BITS	(_PAGE_PRESENT | _PAGE_PROTNONE | \
+				 _PAGE_UFFD_WP | _PAGE_SOFT_DIRTY)
+
 static inline bool pagescan_same_bits(pte_t a, pte_t b)
 {
-	return !((pte_val(a) ^ pte_val(b)) &
-		 (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_UFFD_WP |
-		  _PAGE_SOFT_DIRTY));
+	return !((pte_val(a) ^ pte_val(b)) & PAGESCAN_SAME_BITS);
+}
+
+static __always_inline bool pagescan_same_bits4(pte_t a, pte_t *b)
+{
+	u64 v = pte_val(a);
+
+	return !(((pte_val(ptep_get(b)) ^ v) | (pte_val(ptep_get(b + 1)) ^ v) |
+		  (pte_val(ptep_get(b + 2)) ^ v) |
+		  (pte_val(ptep_get(b + 3)) ^ v)) & PAGESCAN_SAME_BITS);
 }
 #else
 static inline bool pagescan_same_bits(pte_t a, pte_t b)
@@ -499,7 +535,29 @@ static inline bool pagescan_same_bits(pte_t a, pte_t b)
 	return pte_present(b) && !pte_uffd_wp(a) == !pte_uffd_wp(b) &&
 	       !pte_soft_dirty(a) == !pte_soft_dirty(b);
 }
+
+static __always_inline bool pagescan_same_bits4(pte_t a, pte_t *b)
+{
+	return pagescan_same_bits(a, ptep_get(b)) &&
+	       pagescan_same_bits(a, ptep_get(b + 1)) &&
+	       pagescan_same_bits(a, ptep_get(b + 2)) &&
+	       pagescan_same_bits(a, ptep_get(b + 3));
+}
 #endif
+
+/*
+ * Which of w->present_cats[] a present PTE has: bit 0 for uffd-wp, bit 1
+ * for soft-dirty. On x86_64, the two bits are next to each other in the
+ * entry.
+ */
+static __always_inline unsigned int pagescan_present_kind(pte_t pte)
+{
+#ifdef CONFIG_X86_64
+	if (_PAGE_UFFD_WP && _PAGE_SOFT_DIRTY == _PAGE_UFFD_WP << 1)
+		return (pte_val(pte) / (_PAGE_UFFD_WP ?: 1)) & 3;
+#endif
+	return (pte_uffd_wp(pte) ? 1 : 0) | (pte_soft_dirty(pte) ? 2 : 0);
+}
 
 static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 				       struct vm_area_struct *vma,
@@ -696,10 +754,7 @@ static __always_inline unsigned long pagescan_run(pte_t *pte, pte_t first,
 	if (left < 2 || !pagescan_same_bits(first, ptep_get(pte + 1)))
 		return 1;
 	for (n = 2; n + 4 <= left; n += 4)
-		if (pagescan_same_bits(first, ptep_get(pte + n)) +
-		    pagescan_same_bits(first, ptep_get(pte + n + 1)) +
-		    pagescan_same_bits(first, ptep_get(pte + n + 2)) +
-		    pagescan_same_bits(first, ptep_get(pte + n + 3)) != 4)
+		if (!pagescan_same_bits4(first, pte + n))
 			break;
 	for (; n < left; n++)
 		if (!pagescan_same_bits(first, ptep_get(pte + n)))
@@ -944,7 +999,6 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 {
 	bool simple = w->simple, change = w->clear_sd || w->wp;
 	unsigned long vma_cats = w->vma_cats;
-	unsigned long off = (addr >> PAGE_SHIFT) % PAGESCAN_GROUP;
 	unsigned int k, match = w->present_match;
 	unsigned long i, a, next, cats, n, left;
 	pte_t *p, ptent;
@@ -952,7 +1006,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 
 	for (i = 0; i < nr; i++) {
 		if (quick) {
-			i = pagescan_skip(pte, off, i, nr, qmask, set);
+			i = pagescan_skip(pte, i, nr, qmask, set);
 			if (i == nr)
 				break;
 		}
@@ -961,8 +1015,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		ptent = ptep_get(p);
 
 		if (simple && pte_present(ptent)) {
-			k = (pte_uffd_wp(ptent) ? 1 : 0) |
-			    (pte_soft_dirty(ptent) ? 2 : 0);
+			k = pagescan_present_kind(ptent);
 			if (!(match & BIT(k)))
 				continue;
 			cats = w->present_cats[k];
@@ -975,8 +1028,15 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			n = pagescan_run(p, ptent, left);
 			next = a + n * PAGE_SIZE;
 			/* left is 0 when max_pages are found: n is 1 */
-			stop = !(left && pagescan_add_within(w, cats, a, next)) &&
-			       pagescan_output(w, cats, a, &next);
+			if (likely(left &&
+				   pagescan_add_within(w, cats, a, next))) {
+				if (change &&
+				    pagescan_change_run(w, vma, a, p, n, cats))
+					pagescan_flush_add(flush, a, next);
+				i += n - 1;
+				continue;
+			}
+			stop = pagescan_output(w, cats, a, &next);
 			n = (next - a) >> PAGE_SHIFT;
 			if (change && n &&
 			    pagescan_change_run(w, vma, a, p, n, cats))

@@ -1355,6 +1355,82 @@ TEST_F(memwatch, walk_end_resume_loop)
 	}
 }
 
+/*
+ * More regions than the engine's bounce buffer holds (512): the regions
+ * found are copied out each time it fills, the walk going on where it
+ * stopped. 1,100 regions of two pages, the ones at each buffer boundary
+ * longer, reported in one call and in two calls of 700 then the rest, are
+ * all there, exactly, and re-armed.
+ */
+#define MANY_REGIONS	1100
+
+TEST_F(memwatch, many_regions)
+{
+	size_t npages = 3 * MANY_REGIONS + 64, k, j, len;
+	size_t rlen[MANY_REGIONS], rstart[MANY_REGIONS];
+	size_t vec_len[2] = { MANY_REGIONS + 8, 700 };
+	struct page_region *vec;
+	struct memwatch_arg arg;
+	uint64_t pos, end;
+	size_t got, way;
+	long ret;
+	char *p;
+
+	vec = calloc(MANY_REGIONS + 8, sizeof(*vec));
+	ASSERT_NE(NULL, vec);
+	p = map_guarded(npages);
+	madvise(p, npages * pagesize, MADV_NOHUGEPAGE);
+	memset(p, 1, npages * pagesize);
+	for (k = 0, j = 0; k < MANY_REGIONS; k++) {
+		/* Region 511 and 1023 end a buffer: make them longer */
+		rlen[k] = k % 512 == 511 ? 5 : 2;
+		rstart[k] = j;
+		j += rlen[k] + 1;
+	}
+	ASSERT_LE(j, npages);
+	end = PG(p, npages);
+
+	for (way = 0; way < 2; way++) {
+		mw_init(&arg, p, npages * pagesize, NULL, 0);
+		ASSERT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+					      MEMWATCH_CLEAR_SOFT_DIRTY));
+		for (k = 0; k < MANY_REGIONS; k++)
+			for (j = 0; j < rlen[k]; j++)
+				touch(p, rstart[k] + j);
+
+		got = 0;
+		for (pos = (uintptr_t)p; pos < end; pos = arg.walk_end) {
+			len = vec_len[way];
+			mw_init(&arg, (void *)(uintptr_t)pos, end - pos, vec,
+				len);
+			ret = process_memwatch(self->pidfd, &arg, sizeof(arg),
+					       MEMWATCH_CLEAR_SOFT_DIRTY);
+			ASSERT_LE(0, ret);
+			ASSERT_LE(ret, len);
+			ASSERT_LT(pos, arg.walk_end);
+			ASSERT_LE(got + ret, MANY_REGIONS);
+			for (k = 0; k < (size_t)ret; k++, got++) {
+				ASSERT_EQ(PG(p, rstart[got]), vec[k].start) {
+					TH_LOG("vec_len %zu, region %zu", len,
+					       got);
+				}
+				ASSERT_EQ(PG(p, rstart[got] + rlen[got]),
+					  vec[k].end) {
+					TH_LOG("vec_len %zu, region %zu", len,
+					       got);
+				}
+			}
+		}
+		EXPECT_EQ(MANY_REGIONS, got);
+		/* Every region was re-armed */
+		mw_init(&arg, p, npages * pagesize, vec, MANY_REGIONS + 8);
+		EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+					      0));
+	}
+	unmap_guarded(p, npages);
+	free(vec);
+}
+
 /* walk_end == end exactly when the whole range was examined */
 TEST_F(memwatch, walk_end_exact)
 {
@@ -4565,6 +4641,105 @@ TEST_F(memwatch, group_every_offset)
 	__group_offsets(_metadata, self->pidfd, p, WR);
 	close(uffd);
 	unmap_guarded(p, GROUP_PAGES);
+}
+
+/*
+ * From a hit, the walk tests the next three quarters of a group one by one,
+ * then whole groups, and picks the entry that hits from the folds: two
+ * written pages at every distance of each other from every offset of a
+ * range longer than three groups, in ranges that end at a few entries
+ * after the second (the last entries of a table are tested one by one),
+ * must be reported alone, and re-armed.
+ */
+#define GAP_PAGES	52
+
+static void __gaps(struct __test_metadata *_metadata, int pidfd, char *p,
+		   uint64_t cat)
+{
+	unsigned int flags = cat == SD ? MEMWATCH_CLEAR_SOFT_DIRTY :
+					 MEMWATCH_WP_MATCHING;
+	struct page_region vec[4];
+	struct memwatch_arg arg;
+	size_t x, y, len;
+	long ret, want;
+	int way;
+
+	for (x = 0; x < GAP_PAGES; x++) {
+		for (y = x + 1; y < GAP_PAGES; y++) {
+			len = y + 1 + x % 5;
+			if (len > GAP_PAGES)
+				len = GAP_PAGES;
+			len *= pagesize;
+			want = y == x + 1 ? 1 : 2;
+			touch(p, x);
+			touch(p, y);
+			for (way = 0; way < 2; way++) {
+				memset(vec, 0, sizeof(vec));
+				if (way == 0) {
+					mw_init(&arg, p, len, vec, 4);
+					arg.category_mask = cat;
+					arg.return_mask = cat;
+					ret = process_memwatch(pidfd, &arg,
+							       sizeof(arg), 0);
+				} else if (cat == WR) {
+					ret = pm_scan(p, len, WR, 0, vec, 4);
+				} else {
+					continue;
+				}
+				ASSERT_EQ(want, ret) {
+					TH_LOG("%s, pages %zu and %zu, %s",
+					       cat == SD ? "soft-dirty" :
+							   "written", x, y,
+					       way ? "PAGEMAP_SCAN" :
+						     "process_memwatch");
+				}
+				EXPECT_EQ(PG(p, x), vec[0].start);
+				EXPECT_EQ(PG(p, want == 1 ? y + 1 : x + 1),
+					  vec[0].end);
+				if (want == 2) {
+					EXPECT_EQ(PG(p, y), vec[1].start);
+					EXPECT_EQ(PG(p, y + 1), vec[1].end);
+				}
+			}
+			/* Re-arm the two pages, and only them */
+			mw_init(&arg, p, GAP_PAGES * pagesize, vec, 4);
+			arg.category_mask = cat;
+			arg.return_mask = cat;
+			ASSERT_EQ(want, process_memwatch(pidfd, &arg,
+							 sizeof(arg), flags));
+			ASSERT_EQ(0, process_memwatch(pidfd, &arg,
+						      sizeof(arg), 0));
+		}
+	}
+}
+
+TEST_F(memwatch, skip_every_gap)
+{
+	size_t len = GAP_PAGES * pagesize;
+	struct memwatch_arg arg;
+	char *p;
+	int uffd;
+
+	p = map_guarded(GAP_PAGES);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	mw_init(&arg, p, len, NULL, 0);
+	ASSERT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
+				      MEMWATCH_CLEAR_SOFT_DIRTY));
+	__gaps(_metadata, self->pidfd, p, SD);
+	unmap_guarded(p, GAP_PAGES);
+
+	p = map_guarded(GAP_PAGES);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 1, len);
+	uffd = uffd_wp_async(p, len, false, true);
+	if (uffd < 0) {
+		unmap_guarded(p, GAP_PAGES);
+		SKIP(return, "no async uffd-wp: %s", strerror(errno));
+	}
+	__gaps(_metadata, self->pidfd, p, WR);
+	close(uffd);
+	unmap_guarded(p, GAP_PAGES);
 }
 
 /*
