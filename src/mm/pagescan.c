@@ -804,6 +804,11 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 			make_uffd_wp_pte(vma, addr, pte + k, ptep_get(pte + k));
 		return true;
 	}
+	/* A page on its own is cleared inline: the call costs it more */
+	if (!w->wp && nr == 1)
+		return pagescan_clear_present(vma, vma->vm_mm, addr, pte,
+					      ptep_get(pte),
+					      is_cow_mapping(vma->vm_flags));
 	if (!w->wp)
 		return pagescan_clear_run(vma, addr, pte, nr);
 	for (k = 0; k < nr; k++, addr += PAGE_SIZE)
