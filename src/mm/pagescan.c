@@ -68,7 +68,7 @@ enum pagescan_stop {
 
 struct pagescan_walk {
 	/* Arguments, untagged and normalised */
-	unsigned long start, end, max_pages;
+	unsigned long start, end;
 	unsigned long inverted, mask, anyof, return_mask, interest;
 	unsigned int flags;
 
@@ -91,9 +91,13 @@ struct pagescan_walk {
 	unsigned long present_cats[4];
 	unsigned int present_match;
 
-	/* Output: buf[buf_idx] is the last, possibly open, region */
-	struct page_region *buf;
-	unsigned long buf_len, buf_cap, buf_idx, found;
+	/*
+	 * Output: cur is the last, possibly open, region of buf, and last
+	 * the last of the buf_cap entries this chunk may fill
+	 */
+	struct page_region *buf, *cur, *last;
+	unsigned long buf_len, buf_cap;
+	unsigned long pages_left;	/* max_pages less the pages found */
 	u64 vec_left;		/* entries of the user vec still free */
 	struct page_region __user *vec_out;
 	long nr_out;
@@ -250,7 +254,7 @@ static __always_inline bool pagescan_extends(const struct pagescan_walk *w,
 					     unsigned long cats,
 					     unsigned long addr)
 {
-	const struct page_region *cur = &w->buf[w->buf_idx];
+	const struct page_region *cur = w->cur;
 
 	return cur->end == addr && cur->categories == (cats & w->return_mask);
 }
@@ -264,7 +268,7 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 				  unsigned long cats, unsigned long addr,
 				  unsigned long end)
 {
-	unsigned long left = w->max_pages - w->found;
+	unsigned long left = w->pages_left;
 
 	if (left < (end - addr) >> PAGE_SHIFT)
 		end = addr + (left << PAGE_SHIFT);
@@ -273,7 +277,7 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 
 	if (pagescan_extends(w, cats, addr))
 		return end;
-	if (w->buf[w->buf_idx].end && w->buf_idx + 1 >= w->buf_cap)
+	if (w->cur->end && w->cur == w->last)
 		return addr;
 	return end;
 }
@@ -292,19 +296,19 @@ static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
 	struct page_region *cur;
 
 	if (w->buf) {
-		cur = &w->buf[w->buf_idx];
+		cur = w->cur;
 		if (!pagescan_extends(w, cats, addr)) {
 			if (cur->end) {
-				if (w->buf_idx + 1 >= w->buf_cap)
+				if (cur == w->last)
 					return false;
-				cur = &w->buf[++w->buf_idx];
+				w->cur = ++cur;
 			}
 			cur->start = addr;
 			cur->categories = cats & w->return_mask;
 		}
 		cur->end = end;
 	}
-	w->found += (end - addr) >> PAGE_SHIFT;
+	w->pages_left -= (end - addr) >> PAGE_SHIFT;
 	return true;
 }
 
@@ -313,7 +317,7 @@ static __always_inline bool pagescan_add(struct pagescan_walk *w,
 					 unsigned long cats,
 					 unsigned long addr, unsigned long end)
 {
-	if (w->max_pages - w->found < (end - addr) >> PAGE_SHIFT)
+	if (w->pages_left < (end - addr) >> PAGE_SHIFT)
 		return false;
 	return pagescan_add_within(w, cats, addr, end);
 }
@@ -334,7 +338,7 @@ static bool pagescan_output(struct pagescan_walk *w, unsigned long cats,
 	if (fit == *end)
 		return false;
 
-	if (w->found == w->max_pages || w->buf_cap >= w->vec_left)
+	if (!w->pages_left || w->buf_cap >= w->vec_left)
 		why = PAGESCAN_STOP_FULL;
 	else
 		why = PAGESCAN_STOP_CHUNK;
@@ -394,7 +398,7 @@ static inline bool pagescan_quick_test(bool need_sd, bool need_written,
 
 /*
  * Entries tested at once by pagescan_skip(): a quarter, or a group of four
- * quarters (two 64-byte cache lines of 8-byte entries)
+ * quarters (128 bytes of 8-byte entries, two cache lines if aligned)
  */
 #define PAGESCAN_QUARTER	4
 #define PAGESCAN_GROUP		16
@@ -451,12 +455,12 @@ static __always_inline unsigned long pagescan_first4(pte_t *g,
  * The first of the entries @i to @nr - 1 at @pte that may match by the quick
  * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
  * cannot. The entries are tested on the OR (the AND, if @set) of their
- * values: the quarter from @i first, since written pages cluster, then a
- * group at a time; the quarter of a group that hits, and the entry of a
- * quarter that hits, are picked from the folds without a loop. The reads
- * are written out, so that every build runs them unrolled. An entry
- * returned may not match after all: the caller reads it again and tests it
- * in full.
+ * values: the three quarters from @i one by one first, since written pages
+ * cluster, then a group at a time; the quarter of a group that hits, and
+ * the entry of a quarter that hits, are picked from the folds without a
+ * loop. The reads are written out, so that every build runs them unrolled.
+ * An entry returned may not match after all: the caller reads it again and
+ * tests it in full.
  */
 static __always_inline unsigned long pagescan_skip(pte_t *pte,
 						   unsigned long i,
@@ -784,19 +788,30 @@ static noinline bool pagescan_clear_run(struct vm_area_struct *vma,
 }
 
 /*
- * pagescan_change_pte() for @nr matching present PTEs from @pte, mapping
- * from @addr, all with categories @cats from their bits alone: each takes
- * one of the two changes directly. Return: true if the TLB needs a flush.
+ * pagescan_change_pte() for @nr matching present PTEs from @pte, the first
+ * of value @first, mapping from @addr, all with categories @cats from
+ * their bits alone: each takes one of the two changes directly.
+ * @clear_only: @w clears soft-dirty and does not write-protect; @cow:
+ * is_cow_mapping() of @vma; both read once for the page table.
+ * Return: true if the TLB needs a flush.
  */
 static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						struct vm_area_struct *vma,
 						unsigned long addr, pte_t *pte,
-						unsigned long nr,
-						unsigned long cats)
+						pte_t first, unsigned long nr,
+						unsigned long cats,
+						bool clear_only, bool cow)
 {
 	bool flush = false;
 	unsigned long k;
 
+	if (clear_only) {
+		/* A page on its own is cleared inline: a call costs more */
+		if (nr == 1)
+			return pagescan_clear_present(vma, vma->vm_mm, addr,
+						      pte, first, cow);
+		return pagescan_clear_run(vma, addr, pte, nr);
+	}
 	if (!w->clear_sd) {
 		if (!(cats & PAGE_IS_WRITTEN))
 			return false;
@@ -804,13 +819,6 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 			make_uffd_wp_pte(vma, addr, pte + k, ptep_get(pte + k));
 		return true;
 	}
-	/* A page on its own is cleared inline: the call costs it more */
-	if (!w->wp && nr == 1)
-		return pagescan_clear_present(vma, vma->vm_mm, addr, pte,
-					      ptep_get(pte),
-					      is_cow_mapping(vma->vm_flags));
-	if (!w->wp)
-		return pagescan_clear_run(vma, addr, pte, nr);
 	for (k = 0; k < nr; k++, addr += PAGE_SIZE)
 		flush |= pagescan_change_pte(w, vma, addr, pte + k,
 					     ptep_get(pte + k), cats);
@@ -1003,13 +1011,17 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 					  bool quick, u64 qmask, bool set)
 {
 	bool simple = w->simple, change = w->clear_sd || w->wp;
+	bool clear_only = w->clear_sd && !w->wp;
+	bool cow = is_cow_mapping(vma->vm_flags);
 	unsigned long vma_cats = w->vma_cats;
-	unsigned int k, match = w->present_match;
-	unsigned long i, a, next, cats, n, left;
+	/* The kinds of present entry that match, with simple masks only */
+	unsigned int k, match = simple ? w->present_match : 0;
+	unsigned long i, a, next, cats, n;
 	pte_t *p, ptent;
 	bool stop;
 
-	for (i = 0; i < nr; i++) {
+	/* With @quick, pagescan_skip() tests the end of the table */
+	for (i = 0; quick || i < nr; i++) {
 		if (quick) {
 			i = pagescan_skip(pte, i, nr, qmask, set);
 			if (i == nr)
@@ -1019,24 +1031,21 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		p = pte + i;
 		ptent = ptep_get(p);
 
-		if (simple && pte_present(ptent)) {
-			k = pagescan_present_kind(ptent);
-			if (!(match & BIT(k)))
-				continue;
+		k = pagescan_present_kind(ptent);
+		if (pte_present(ptent) && (match & BIT(k))) {
 			cats = w->present_cats[k];
 			/*
 			 * The present entries that follow with the same bits
 			 * have the same categories: the run is reported and
 			 * changed at once, up to max_pages.
 			 */
-			left = min(w->max_pages - w->found, nr - i);
-			n = pagescan_run(p, ptent, left);
+			n = pagescan_run(p, ptent, nr - i);
 			next = a + n * PAGE_SIZE;
-			/* left is 0 when max_pages are found: n is 1 */
-			if (likely(left &&
+			if (likely(n <= w->pages_left &&
 				   pagescan_add_within(w, cats, a, next))) {
 				if (change &&
-				    pagescan_change_run(w, vma, a, p, n, cats))
+				    pagescan_change_run(w, vma, a, p, ptent, n,
+							cats, clear_only, cow))
 					pagescan_flush_add(flush, a, next);
 				i += n - 1;
 				continue;
@@ -1044,13 +1053,17 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			stop = pagescan_output(w, cats, a, &next);
 			n = (next - a) >> PAGE_SHIFT;
 			if (change && n &&
-			    pagescan_change_run(w, vma, a, p, n, cats))
+			    pagescan_change_run(w, vma, a, p, ptent, n, cats,
+						clear_only, cow))
 				pagescan_flush_add(flush, a, next);
 			if (stop)
 				return true;
 			i += n - 1;
 			continue;
 		}
+		/* Present and not a match by its bits: not a match at all */
+		if (simple && pte_present(ptent))
+			continue;
 		if (pte_none(ptent)) {
 			if (!w->none_match)
 				continue;
@@ -1686,11 +1699,12 @@ static int pagescan_chunk(struct pagescan_walk *w, struct mm_struct *mm,
 /* Copy the closed regions (all of them if @final) to the user's vec */
 static int pagescan_flush(struct pagescan_walk *w, bool final)
 {
-	unsigned long n = w->buf_idx;
+	unsigned long n;
 
 	if (!w->buf)
 		return 0;
-	if (final && w->buf[n].end)
+	n = w->cur - w->buf;
+	if (final && w->cur->end)
 		n++;
 	if (n) {
 		if (copy_to_user(w->vec_out, w->buf, n * sizeof(*w->buf))) {
@@ -1702,8 +1716,8 @@ static int pagescan_flush(struct pagescan_walk *w, bool final)
 		w->nr_out += n;
 	}
 	/* The last region may still grow: carry it over. */
-	w->buf[0] = w->buf[w->buf_idx];
-	w->buf_idx = 0;
+	w->buf[0] = *w->cur;
+	w->cur = w->buf;
 	return 0;
 }
 
@@ -1745,6 +1759,8 @@ static int pagescan_walk(struct pagescan_walk *w, struct mm_struct *mm)
 			return -EINTR;
 
 		w->buf_cap = min_t(u64, w->buf_len, w->vec_left);
+		if (w->buf)
+			w->last = w->buf + w->buf_cap - 1;
 		/*
 		 * Fault the part of vec this chunk can fill in writable
 		 * before any page changes, so that the regions reported for
@@ -1832,7 +1848,7 @@ int pagescan(struct mm_struct *mm, struct pagescan *scan)
 	struct pagescan_walk w = {
 		.start		= scan->start,
 		.end		= scan->end,
-		.max_pages	= scan->max_pages,
+		.pages_left	= scan->max_pages,
 		.inverted	= scan->inverted,
 		.mask		= scan->mask,
 		.anyof		= scan->anyof,
@@ -1854,6 +1870,7 @@ int pagescan(struct mm_struct *mm, struct pagescan *scan)
 		}
 		w.buf[0].start = 0;
 		w.buf[0].end = 0;
+		w.cur = w.buf;
 	}
 	err = pagescan_walk(&w, mm);
 	/* What was found before an error is copied out all the same */

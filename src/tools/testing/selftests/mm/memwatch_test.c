@@ -1357,10 +1357,10 @@ TEST_F(memwatch, walk_end_resume_loop)
 
 /*
  * More regions than the engine's bounce buffer holds (512): the regions
- * found are copied out each time it fills, the walk going on where it
- * stopped. 1,100 regions of two pages, the ones at each buffer boundary
- * longer, reported in one call and in two calls of 700 then the rest, are
- * all there, exactly, and re-armed.
+ * found are copied out each time it fills, the last one carried over to
+ * the next buffer, and the walk goes on where it stopped. 1,100 regions of
+ * two pages, the two carried over longer, reported in one call and in two
+ * calls of 700 then the rest, are all there, exactly, and re-armed.
  */
 #define MANY_REGIONS	1100
 
@@ -1382,8 +1382,11 @@ TEST_F(memwatch, many_regions)
 	madvise(p, npages * pagesize, MADV_NOHUGEPAGE);
 	memset(p, 1, npages * pagesize);
 	for (k = 0, j = 0; k < MANY_REGIONS; k++) {
-		/* Region 511 and 1023 end a buffer: make them longer */
-		rlen[k] = k % 512 == 511 ? 5 : 2;
+		/*
+		 * The last of a full buffer is carried over as the first of
+		 * the next: regions 511 and 1022
+		 */
+		rlen[k] = k == 511 || k == 1022 ? 5 : 2;
 		rstart[k] = j;
 		j += rlen[k] + 1;
 	}
@@ -4647,9 +4650,9 @@ TEST_F(memwatch, group_every_offset)
  * From a hit, the walk tests the next three quarters of a group one by one,
  * then whole groups, and picks the entry that hits from the folds: two
  * written pages at every distance of each other from every offset of a
- * range longer than three groups, in ranges that end at a few entries
- * after the second (the last entries of a table are tested one by one),
- * must be reported alone, and re-armed.
+ * range longer than three groups, in ranges that end a few entries after
+ * the second (the last entries of a table are tested one by one) or a
+ * group and a few after it, must be reported alone, and re-armed.
  */
 #define GAP_PAGES	52
 
@@ -4666,7 +4669,7 @@ static void __gaps(struct __test_metadata *_metadata, int pidfd, char *p,
 
 	for (x = 0; x < GAP_PAGES; x++) {
 		for (y = x + 1; y < GAP_PAGES; y++) {
-			len = y + 1 + x % 5;
+			len = y + 1 + x % 5 + (x % 2 ? 0 : 16);
 			if (len > GAP_PAGES)
 				len = GAP_PAGES;
 			len *= pagesize;
