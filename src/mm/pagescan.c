@@ -791,28 +791,28 @@ static noinline bool pagescan_clear_run(struct vm_area_struct *vma,
  * pagescan_change_pte() for @nr matching present PTEs from @pte, the first
  * of value @first, mapping from @addr, all with categories @cats from
  * their bits alone: each takes one of the two changes directly.
- * @clear_only: @w clears soft-dirty and does not write-protect; @cow:
- * is_cow_mapping() of @vma; both read once for the page table.
+ * @clear_sd, @wp: those of @w, at least one set; @cow: is_cow_mapping() of
+ * @vma; all read once for the page table.
  * Return: true if the TLB needs a flush.
  */
 static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						struct vm_area_struct *vma,
 						unsigned long addr, pte_t *pte,
 						pte_t first, unsigned long nr,
-						unsigned long cats,
-						bool clear_only, bool cow)
+						unsigned long cats, bool clear_sd,
+						bool wp, bool cow)
 {
 	bool flush = false;
 	unsigned long k;
 
-	if (clear_only) {
+	if (!wp) {
 		/* A page on its own is cleared inline: a call costs more */
 		if (nr == 1)
 			return pagescan_clear_present(vma, vma->vm_mm, addr,
 						      pte, first, cow);
 		return pagescan_clear_run(vma, addr, pte, nr);
 	}
-	if (!w->clear_sd) {
+	if (!clear_sd) {
 		if (!(cats & PAGE_IS_WRITTEN))
 			return false;
 		for (k = 0; k < nr; k++, addr += PAGE_SIZE)
@@ -1010,12 +1010,10 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 					  struct pagescan_flush *flush,
 					  bool quick, u64 qmask, bool set)
 {
-	bool simple = w->simple, change = w->clear_sd || w->wp;
-	bool clear_only = w->clear_sd && !w->wp;
-	bool cow = is_cow_mapping(vma->vm_flags);
+	bool simple = w->simple, clear_sd = w->clear_sd, wp = w->wp;
+	bool change = clear_sd || wp, cow = is_cow_mapping(vma->vm_flags);
 	unsigned long vma_cats = w->vma_cats;
-	/* The kinds of present entry that match, with simple masks only */
-	unsigned int k, match = simple ? w->present_match : 0;
+	unsigned int k, match = w->present_match;
 	unsigned long i, a, next, cats, n;
 	pte_t *p, ptent;
 	bool stop;
@@ -1031,8 +1029,11 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		p = pte + i;
 		ptent = ptep_get(p);
 
-		k = pagescan_present_kind(ptent);
-		if (pte_present(ptent) && (match & BIT(k))) {
+		if (pte_present(ptent) && simple) {
+			k = pagescan_present_kind(ptent);
+			/* Not a match by its bits: not a match at all */
+			if (!(match & BIT(k)))
+				continue;
 			cats = w->present_cats[k];
 			/*
 			 * The present entries that follow with the same bits
@@ -1045,7 +1046,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 				   pagescan_add_within(w, cats, a, next))) {
 				if (change &&
 				    pagescan_change_run(w, vma, a, p, ptent, n,
-							cats, clear_only, cow))
+							cats, clear_sd, wp, cow))
 					pagescan_flush_add(flush, a, next);
 				i += n - 1;
 				continue;
@@ -1054,16 +1055,13 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			n = (next - a) >> PAGE_SHIFT;
 			if (change && n &&
 			    pagescan_change_run(w, vma, a, p, ptent, n, cats,
-						clear_only, cow))
+						clear_sd, wp, cow))
 				pagescan_flush_add(flush, a, next);
 			if (stop)
 				return true;
 			i += n - 1;
 			continue;
 		}
-		/* Present and not a match by its bits: not a match at all */
-		if (simple && pte_present(ptent))
-			continue;
 		if (pte_none(ptent)) {
 			if (!w->none_match)
 				continue;
@@ -1868,8 +1866,8 @@ int pagescan(struct mm_struct *mm, struct pagescan *scan)
 			err = -ENOMEM;
 			goto out;
 		}
-		w.buf[0].start = 0;
-		w.buf[0].end = 0;
+		/* Empty: pagescan_extends() reads its end and categories */
+		w.buf[0] = (struct page_region){ 0 };
 		w.cur = w.buf;
 	}
 	err = pagescan_walk(&w, mm);
