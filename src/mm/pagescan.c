@@ -600,41 +600,12 @@ static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 }
 
 /*
- * A writable migration or device-private entry becomes a writable PTE
- * again without a fault, so once its soft-dirty bit is cleared it must
- * also lose write permission, as change_pte_range() does for mprotect().
+ * A swap PTE cleaned of soft-dirty; a writable migration or device-private
+ * entry also loses write permission (see pte_swp_wrprotect())
  */
-static swp_entry_t pagescan_swp_wrprotect(swp_entry_t entry)
-{
-	pgoff_t offset = swp_offset(entry);
-
-	if (is_writable_migration_entry(entry)) {
-		if (folio_test_anon(pfn_swap_entry_folio(entry)))
-			return make_readable_exclusive_migration_entry(offset);
-		return make_readable_migration_entry(offset);
-	}
-	if (is_writable_device_private_entry(entry))
-		return make_readable_device_private_entry(offset);
-	return entry;
-}
-
-static bool pagescan_swp_writable(swp_entry_t entry)
-{
-	return is_writable_migration_entry(entry) ||
-	       is_writable_device_private_entry(entry);
-}
-
 static pte_t pagescan_swp_clean(pte_t pte)
 {
-	swp_entry_t entry = pte_to_swp_entry(pte);
-	pte_t clean = pte;
-
-	if (pagescan_swp_writable(entry)) {
-		clean = swp_entry_to_pte(pagescan_swp_wrprotect(entry));
-		if (pte_swp_uffd_wp(pte))
-			clean = pte_swp_mkuffd_wp(clean);
-	}
-	return pte_swp_clear_soft_dirty(clean);
+	return pte_swp_clear_soft_dirty(pte_swp_wrprotect(pte));
 }
 
 /*
@@ -872,7 +843,7 @@ static bool pagescan_pmd_needs_change(const struct pagescan_walk *w,
 	if (pmd_present(pmd))
 		return pmd_soft_dirty(pmd) || pmd_write(pmd);
 	return pmd_swp_soft_dirty(pmd) ||
-	       pagescan_swp_writable(pmd_to_swp_entry(pmd));
+	       swp_entry_writable(pmd_to_swp_entry(pmd));
 }
 
 static void pagescan_change_pmd(struct pagescan_walk *w,
@@ -882,8 +853,6 @@ static void pagescan_change_pmd(struct pagescan_walk *w,
 	pmd_t pmd = pmdp_get(pmdp);
 
 	if (w->clear_sd) {
-		swp_entry_t entry;
-
 		if (pmd_present(pmd)) {
 			/*
 			 * As pagescan_clear_pte(): the pin test comes last.
@@ -898,14 +867,8 @@ static void pagescan_change_pmd(struct pagescan_walk *w,
 			else
 				pmd = pmd_clear_soft_dirty(pmd_wrprotect(pmd));
 			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
-		} else if (!pagescan_swp_writable(pmd_to_swp_entry(pmd))) {
-			clear_soft_dirty_pmd(vma, addr, pmdp);
 		} else {
-			entry = pagescan_swp_wrprotect(pmd_to_swp_entry(pmd));
-			pmd = swp_entry_to_pmd(entry);
-			if (pmd_swp_uffd_wp(pmdp_get(pmdp)))
-				pmd = pmd_swp_mkuffd_wp(pmd);
-			set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
+			clear_soft_dirty_pmd(vma, addr, pmdp);
 		}
 	}
 	if (w->wp && (cats & PAGE_IS_WRITTEN))

@@ -18,6 +18,53 @@
 #include <linux/swapops.h>
 #include <linux/sched/coredump.h>
 
+/*
+ * Whether a swap entry is a writable migration or device-private entry:
+ * when the migration ends, or the device gives the page back, it maps its
+ * page writable again without a fault.
+ */
+static inline bool swp_entry_writable(swp_entry_t entry)
+{
+	return is_writable_migration_entry(entry) ||
+	       is_writable_device_private_entry(entry);
+}
+
+/* The read-only form of a writable migration or device-private entry */
+static inline swp_entry_t swp_entry_wrprotect(swp_entry_t entry)
+{
+	pgoff_t offset = swp_offset(entry);
+
+	if (is_writable_migration_entry(entry)) {
+		if (folio_test_anon(pfn_swap_entry_folio(entry)))
+			return make_readable_exclusive_migration_entry(offset);
+		return make_readable_migration_entry(offset);
+	}
+	if (is_writable_device_private_entry(entry))
+		return make_readable_device_private_entry(offset);
+	return entry;
+}
+
+/*
+ * Make a swap PTE read-only, keeping its soft-dirty and uffd-wp bits, as
+ * change_pte_range() does. Write tracking that cleans or write-protects a
+ * writable migration or device-private entry must do so first: its page
+ * would come back writable and the next write would go unseen.
+ */
+static inline pte_t pte_swp_wrprotect(pte_t pte)
+{
+	swp_entry_t entry = pte_to_swp_entry(pte);
+	pte_t new;
+
+	if (!swp_entry_writable(entry))
+		return pte;
+	new = swp_entry_to_pte(swp_entry_wrprotect(entry));
+	if (pte_swp_soft_dirty(pte))
+		new = pte_swp_mksoft_dirty(new);
+	if (pte_swp_uffd_wp(pte))
+		new = pte_swp_mkuffd_wp(new);
+	return new;
+}
+
 static inline bool pte_is_pinned(struct vm_area_struct *vma,
 				 unsigned long addr, pte_t pte)
 {
@@ -56,7 +103,7 @@ static inline void clear_soft_dirty(struct vm_area_struct *vma,
 		ptent = pte_clear_soft_dirty(ptent);
 		ptep_modify_prot_commit(vma, addr, pte, old_pte, ptent);
 	} else if (is_swap_pte(ptent)) {
-		ptent = pte_swp_clear_soft_dirty(ptent);
+		ptent = pte_swp_clear_soft_dirty(pte_swp_wrprotect(ptent));
 		set_pte_at(vma->vm_mm, addr, pte, ptent);
 	}
 }
@@ -86,6 +133,15 @@ static inline void clear_soft_dirty_pmd(struct vm_area_struct *vma,
 
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	} else if (is_migration_entry(pmd_to_swp_entry(pmd))) {
+		swp_entry_t entry = pmd_to_swp_entry(pmd);
+
+		/* As pte_swp_wrprotect() for a PTE */
+		if (is_writable_migration_entry(entry)) {
+			old = pmd;
+			pmd = swp_entry_to_pmd(swp_entry_wrprotect(entry));
+			if (pmd_swp_uffd_wp(old))
+				pmd = pmd_swp_mkuffd_wp(pmd);
+		}
 		pmd = pmd_swp_clear_soft_dirty(pmd);
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	}
@@ -107,7 +163,7 @@ static inline void make_uffd_wp_pte(struct vm_area_struct *vma,
 		ptent = pte_mkuffd_wp(old_pte);
 		ptep_modify_prot_commit(vma, addr, pte, old_pte, ptent);
 	} else if (is_swap_pte(ptent)) {
-		ptent = pte_swp_mkuffd_wp(ptent);
+		ptent = pte_swp_mkuffd_wp(pte_swp_wrprotect(ptent));
 		set_pte_at(vma->vm_mm, addr, pte, ptent);
 	} else {
 		set_pte_at(vma->vm_mm, addr, pte,
@@ -146,7 +202,8 @@ static inline void make_uffd_wp_huge_pte(struct vm_area_struct *vma,
 
 	if (is_hugetlb_entry_migration(ptent)) {
 		set_huge_pte_at(vma->vm_mm, addr, ptep,
-				pte_swp_mkuffd_wp(ptent), psize);
+				pte_swp_mkuffd_wp(pte_swp_wrprotect(ptent)),
+				psize);
 	} else if (!huge_pte_none(ptent)) {
 		pte_t old_pte, new_pte;
 

@@ -4997,6 +4997,188 @@ TEST_F(memwatch, sparse_pmd_entries)
 	ASSERT_EQ(0, munmap(raw, 2 * span));
 }
 
+/* ---- Migration entries: what clear_refs and write protection leave ---- */
+
+struct wp_spinner {
+	char *p;
+	size_t len;
+	char *hit;		/* pages reported, one byte each */
+	int pidfd;		/* process_memwatch() if >= 0, else PAGEMAP_SCAN */
+	int stop;
+};
+
+/* Clear soft-dirty with clear_refs over and over */
+static void *clear_refs_spin(void *data)
+{
+	struct wp_spinner *s = data;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
+		clear_softdirty();
+	return NULL;
+}
+
+/* Write the pages of s->p over and over, so that they stay writable */
+static void *write_spin(void *data)
+{
+	struct wp_spinner *s = data;
+	size_t i = 0;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		touch(s->p, i);
+		i = (i + 1) % (s->len / pagesize);
+	}
+	return NULL;
+}
+
+/*
+ * Write-protect the written swap and migration entries of s->p, over and
+ * over, and note the pages reported: present pages do not match.
+ */
+static void *wp_spin(void *data)
+{
+	const uint64_t mask = WR | PAGE_IS_SWAPPED;
+	struct wp_spinner *s = data;
+	struct memwatch_arg arg;
+	struct page_region vec[64];
+	uintptr_t a;
+	long ret, r;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		if (s->pidfd >= 0) {
+			mw_init(&arg, s->p, s->len, vec, ARRAY_SIZE(vec));
+			arg.category_mask = mask;
+			arg.return_mask = mask;
+			ret = process_memwatch(s->pidfd, &arg, sizeof(arg),
+					       MEMWATCH_WP_MATCHING);
+		} else {
+			ret = pm_scan(s->p, s->len, mask, PM_SCAN_WP_MATCHING,
+				      vec, ARRAY_SIZE(vec));
+		}
+		for (r = 0; r < ret; r++)
+			for (a = vec[r].start; a < vec[r].end; a += pagesize)
+				s->hit[(a - (uintptr_t)s->p) / pagesize] = 1;
+	}
+	return NULL;
+}
+
+/*
+ * A writable migration entry that clear_refs cleans must become read-only,
+ * as change_pte_range() makes it for mprotect(): when the migration ends,
+ * remove_migration_pte() maps a writable entry's page writable, and a page
+ * that is writable and clean takes no fault on its next write, which is
+ * never seen. clear_refs holds the mmap lock for write, so the migration
+ * must not need it: a THP with one page zapped waits on the deferred split
+ * queue, and dropping the slab caches splits it, through a migration entry
+ * for each of its pages, while one thread writes its pages (so that the
+ * entries are writable) and another clears soft-dirty over and over. Then
+ * every page is written, and every page must read soft-dirty.
+ */
+TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
+{
+	size_t pmd = read_pmd_pagesize(), n, i;
+	struct wp_spinner s = { 0 };
+	pthread_t thread, writer;
+	int round, fd;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "no THP");
+	if (access("/proc/sys/vm/drop_caches", W_OK))
+		SKIP(return, "no drop_caches");
+	n = pmd / pagesize;
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_LE(0, fd);
+	for (round = 0; round < 64; round++) {
+		s.p = thp_fresh(pmd);
+		if (!s.p)
+			SKIP(return, "no THP to split");
+		s.len = pmd - pagesize;
+		ASSERT_EQ(0, madvise(s.p + s.len, pagesize, MADV_DONTNEED));
+		__atomic_store_n(&s.stop, 0, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, pthread_create(&writer, NULL, write_spin, &s));
+		ASSERT_EQ(0, pthread_create(&thread, NULL, clear_refs_spin,
+					    &s));
+		usleep(1000);
+		ASSERT_EQ(0, write_file_str("/proc/sys/vm/drop_caches", "2"));
+		__atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(thread, NULL);
+		pthread_join(writer, NULL);
+		for (i = 0; i < n - 1; i++)
+			touch(s.p, i);
+		for (i = 0; i < n - 1; i++) {
+			if (!pagemap_is_softdirty(fd, s.p + i * pagesize)) {
+				TH_LOG("round %d: write to page %zu lost",
+				       round, i);
+				EXPECT_TRUE(pagemap_is_softdirty(fd, s.p +
+								 i * pagesize));
+				break;
+			}
+		}
+		munmap(s.p, pmd);
+	}
+	close(fd);
+}
+
+/*
+ * A writable migration entry that PAGEMAP_SCAN write-protects must become
+ * read-only, as change_pte_range() makes it for UFFDIO_WRITEPROTECT: when
+ * the migration ends, remove_migration_pte() maps a writable entry's page
+ * writable and leaves its uffd-wp bit behind, so the page reads as written
+ * although nothing wrote it. MADV_COLD on one page of a written THP splits
+ * it, through a migration entry for each of its pages, while another
+ * thread write-protects whatever migration entry it meets, through
+ * PAGEMAP_SCAN and process_memwatch() in turn; every page it reported must
+ * keep its protection.
+ */
+TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
+{
+	size_t pmd = read_pmd_pagesize(), n, i;
+	struct wp_spinner s = { 0 };
+	unsigned long caught = 0;
+	int round, uffd;
+	pthread_t thread;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "no THP");
+	n = pmd / pagesize;
+	s.hit = calloc(n, 1);
+	ASSERT_NE(NULL, s.hit);
+	for (round = 0; round < 32; round++) {
+		s.p = thp_fresh(pmd);
+		if (!s.p)
+			SKIP(return, "no THP to split");
+		s.len = pmd;
+		uffd = uffd_wp_async(s.p, pmd, false, false);
+		if (uffd < 0)
+			SKIP(return, "no async uffd-wp: %s", strerror(errno));
+		memset(s.hit, 0, n);
+		s.pidfd = round % 2 ? self->pidfd : -1;
+		__atomic_store_n(&s.stop, 0, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, pthread_create(&thread, NULL, wp_spin, &s));
+		ASSERT_EQ(0, madvise(s.p, pagesize, MADV_COLD));
+		__atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(thread, NULL);
+		EXPECT_FALSE(check_huge_anon(s.p, 1, pmd));
+		for (i = 0; i < n; i++) {
+			if (!s.hit[i])
+				continue;
+			caught++;
+			if (pm_uffd_wp(s.p, i) != 1) {
+				TH_LOG("round %d, %s: page %zu lost uffd-wp",
+				       round, s.pidfd >= 0 ? "process_memwatch" :
+				       "PAGEMAP_SCAN", i);
+				EXPECT_EQ(1, pm_uffd_wp(s.p, i));
+				break;
+			}
+		}
+		close(uffd);
+		munmap(s.p, pmd);
+	}
+	free(s.hit);
+	TH_LOG("%lu migration entries write-protected", caught);
+	if (!caught)
+		SKIP(return, "no migration entry seen");
+}
+
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
 
 #define ALL_CATS	(PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | \
