@@ -5078,6 +5078,7 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
 	size_t pmd = read_pmd_pagesize(), n, i;
 	struct wp_spinner s = { 0 };
 	pthread_t thread, writer;
+	uint64_t deadline;
 	int round, fd;
 
 	if (!pmd || !thp_available())
@@ -5087,7 +5088,8 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
 	n = pmd / pagesize;
 	fd = open("/proc/self/pagemap", O_RDONLY);
 	ASSERT_LE(0, fd);
-	for (round = 0; round < 64; round++) {
+	deadline = now_ns() + 30000000000ULL;
+	for (round = 0; round < 64 && now_ns() < deadline; round++) {
 		s.p = thp_fresh(pmd);
 		if (!s.p)
 			SKIP(return, "no THP to split");
@@ -5116,6 +5118,7 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
 		munmap(s.p, pmd);
 	}
 	close(fd);
+	TH_LOG("%d rounds", round);
 }
 
 /*
@@ -5134,6 +5137,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 	size_t pmd = read_pmd_pagesize(), n, i;
 	struct wp_spinner s = { 0 };
 	unsigned long caught = 0;
+	uint64_t deadline;
 	int round, uffd;
 	pthread_t thread;
 
@@ -5142,7 +5146,8 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 	n = pmd / pagesize;
 	s.hit = calloc(n, 1);
 	ASSERT_NE(NULL, s.hit);
-	for (round = 0; round < 32; round++) {
+	deadline = now_ns() + 30000000000ULL;
+	for (round = 0; round < 32 && now_ns() < deadline; round++) {
 		s.p = thp_fresh(pmd);
 		if (!s.p)
 			SKIP(return, "no THP to split");
@@ -5174,7 +5179,8 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 		munmap(s.p, pmd);
 	}
 	free(s.hit);
-	TH_LOG("%lu migration entries write-protected", caught);
+	TH_LOG("%lu migration entries write-protected in %d rounds", caught,
+	       round);
 	if (!caught)
 		SKIP(return, "no migration entry seen");
 }
