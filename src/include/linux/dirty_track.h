@@ -65,6 +65,24 @@ static inline pte_t pte_swp_wrprotect(pte_t pte)
 	return new;
 }
 
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/* pte_swp_wrprotect() for a PMD migration entry */
+static inline pmd_t pmd_swp_wrprotect(pmd_t pmd)
+{
+	swp_entry_t entry = pmd_to_swp_entry(pmd);
+	pmd_t new;
+
+	if (!is_writable_migration_entry(entry))
+		return pmd;
+	new = swp_entry_to_pmd(swp_entry_wrprotect(entry));
+	if (pmd_swp_soft_dirty(pmd))
+		new = pmd_swp_mksoft_dirty(new);
+	if (pmd_swp_uffd_wp(pmd))
+		new = pmd_swp_mkuffd_wp(new);
+	return new;
+}
+#endif
+
 static inline bool pte_is_pinned(struct vm_area_struct *vma,
 				 unsigned long addr, pte_t pte)
 {
@@ -133,16 +151,7 @@ static inline void clear_soft_dirty_pmd(struct vm_area_struct *vma,
 
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	} else if (is_migration_entry(pmd_to_swp_entry(pmd))) {
-		swp_entry_t entry = pmd_to_swp_entry(pmd);
-
-		/* As pte_swp_wrprotect() for a PTE */
-		if (is_writable_migration_entry(entry)) {
-			old = pmd;
-			pmd = swp_entry_to_pmd(swp_entry_wrprotect(entry));
-			if (pmd_swp_uffd_wp(old))
-				pmd = pmd_swp_mkuffd_wp(pmd);
-		}
-		pmd = pmd_swp_clear_soft_dirty(pmd);
+		pmd = pmd_swp_clear_soft_dirty(pmd_swp_wrprotect(pmd));
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	}
 }
@@ -182,7 +191,7 @@ static inline void make_uffd_wp_pmd(struct vm_area_struct *vma,
 		pmd = pmd_mkuffd_wp(old);
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	} else if (is_migration_entry(pmd_to_swp_entry(pmd))) {
-		pmd = pmd_swp_mkuffd_wp(pmd);
+		pmd = pmd_swp_mkuffd_wp(pmd_swp_wrprotect(pmd));
 		set_pmd_at(vma->vm_mm, addr, pmdp, pmd);
 	}
 }
