@@ -5106,7 +5106,7 @@ static void spin_stop(struct wp_spinner *s, pthread_t *threads, int n)
  * for each of its pages, while one thread writes its pages (so that the
  * entries are writable) and another clears soft-dirty until the split is
  * over. Then every page is written, and every page must read soft-dirty.
- * Up to 64 rounds, for at most 30 s.
+ * Up to 64 rounds, for at most 10 s.
  */
 TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
 {
@@ -5124,7 +5124,7 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
 	s.pagemap = open("/proc/self/pagemap", O_RDONLY);
 	ASSERT_LE(0, s.pagemap);
 	s.kpageflags = open("/proc/kpageflags", O_RDONLY);
-	deadline = now_ns() + 30000000000ULL;
+	deadline = now_ns() + 10000000000ULL;
 	for (round = 0; round < 64 && now_ns() < deadline && !lost; round++) {
 		s.p = thp_fresh(pmd);
 		if (!s.p)
@@ -5176,12 +5176,13 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
  * it, through a migration entry for each of its pages, while another
  * thread write-protects whatever migration entry it meets, through
  * PAGEMAP_SCAN and process_memwatch() in turn; every page it reported must
- * keep its protection. Up to 32 rounds, for at most 30 s.
+ * keep its protection. Up to 32 rounds, for at most 10 s.
  */
 TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 {
 	size_t pmd = read_pmd_pagesize(), n, i;
 	struct wp_spinner s = { .kpageflags = -1 };
+	const char *why = "no THP to split";
 	unsigned long caught = 0, lost = 0;
 	int round, uffd, split = 0;
 	pthread_t thread;
@@ -5195,7 +5196,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 	s.pagemap = open("/proc/self/pagemap", O_RDONLY);
 	ASSERT_LE(0, s.pagemap);
 	s.kpageflags = open("/proc/kpageflags", O_RDONLY);
-	deadline = now_ns() + 30000000000ULL;
+	deadline = now_ns() + 10000000000ULL;
 	for (round = 0; round < 32 && now_ns() < deadline && !lost; round++) {
 		s.p = thp_fresh(pmd);
 		if (!s.p)
@@ -5203,10 +5204,11 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 		s.len = pmd;
 		uffd = uffd_wp_async(s.p, pmd, false, false);
 		if (uffd < 0) {
-			TH_LOG("no async uffd-wp: %s", strerror(errno));
+			why = "no async uffd-wp";
 			munmap(s.p, pmd);
 			break;
 		}
+		why = "no migration entry seen";
 		memset(s.hit, 0, n);
 		s.pidfd = round % 2 ? self->pidfd : -1;
 		__atomic_store_n(&s.stop, 0, __ATOMIC_RELEASE);
@@ -5241,7 +5243,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 	EXPECT_EQ(0, lost);
 	/* Not over a failure */
 	if (!caught && _metadata->exit_code == KSFT_PASS)
-		SKIP(return, "no migration entry seen");
+		SKIP(return, "%s", why);
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
