@@ -960,6 +960,44 @@ static __always_inline void pagescan_flush_add(struct pagescan_flush *f,
 }
 
 /*
+ * Report and change the run of present entries from @pte, of value
+ * @ptent and categories @cats, at most @left, for pagescan_ptes(): the
+ * entries that follow with the same bits have the same categories, so
+ * the run is reported and changed at once, up to max_pages. *@n is set
+ * to the entries done. Return: true when the walk stops.
+ */
+static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
+					      struct vm_area_struct *vma,
+					      pte_t *pte, unsigned long addr,
+					      pte_t ptent, unsigned long left,
+					      unsigned long cats,
+					      struct pagescan_flush *flush,
+					      bool clear_sd, bool wp, bool cow,
+					      unsigned long *n)
+{
+	bool change = clear_sd || wp, stop;
+	unsigned long next;
+
+	*n = pagescan_run(pte, ptent, left);
+	next = addr + *n * PAGE_SIZE;
+	if (likely(*n <= w->pages_left &&
+		   pagescan_add_within(w, cats, addr, next))) {
+		if (change &&
+		    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats,
+					clear_sd, wp, cow))
+			pagescan_flush_add(flush, addr, next);
+		return false;
+	}
+	stop = pagescan_output(w, cats, addr, &next);
+	*n = (next - addr) >> PAGE_SHIFT;
+	if (change && *n &&
+	    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats, clear_sd,
+				wp, cow))
+		pagescan_flush_add(flush, addr, next);
+	return stop;
+}
+
+/*
  * Report and change the @nr entries of a locked page table from @pte,
  * mapping from @addr. With @quick, only entries that pass the quick test of
  * @qmask and @set are read in full (pagescan_skip()). Inlined once for each
@@ -979,7 +1017,6 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 	unsigned int k, match = w->present_match;
 	unsigned long i, a, next, cats, n;
 	pte_t *p, ptent;
-	bool stop;
 
 	/* With @quick, pagescan_skip() tests the end of the table */
 	for (i = 0; quick || i < nr; i++) {
@@ -992,38 +1029,21 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		p = pte + i;
 		ptent = ptep_get(p);
 
-		if (pte_present(ptent) && simple) {
+		if (pte_present(ptent)) {
+			/* present_match is 0 without simple masks */
 			k = pagescan_present_kind(ptent);
-			/* Not a match by its bits: not a match at all */
-			if (!(match & BIT(k)))
-				continue;
-			cats = w->present_cats[k];
-			/*
-			 * The present entries that follow with the same bits
-			 * have the same categories: the run is reported and
-			 * changed at once, up to max_pages.
-			 */
-			n = pagescan_run(p, ptent, nr - i);
-			next = a + n * PAGE_SIZE;
-			if (likely(n <= w->pages_left &&
-				   pagescan_add_within(w, cats, a, next))) {
-				if (change &&
-				    pagescan_change_run(w, vma, a, p, ptent, n,
-							cats, clear_sd, wp, cow))
-					pagescan_flush_add(flush, a, next);
+			if (match & BIT(k)) {
+				cats = w->present_cats[k];
+				if (pagescan_ptes_run(w, vma, p, a, ptent, nr - i,
+						      cats, flush, clear_sd,
+						      wp, cow, &n))
+					return true;
 				i += n - 1;
 				continue;
 			}
-			stop = pagescan_output(w, cats, a, &next);
-			n = (next - a) >> PAGE_SHIFT;
-			if (change && n &&
-			    pagescan_change_run(w, vma, a, p, ptent, n, cats,
-						clear_sd, wp, cow))
-				pagescan_flush_add(flush, a, next);
-			if (stop)
-				return true;
-			i += n - 1;
-			continue;
+			/* Not a match by its bits: not a match at all */
+			if (simple)
+				continue;
 		}
 		if (pte_none(ptent)) {
 			if (!w->none_match)
