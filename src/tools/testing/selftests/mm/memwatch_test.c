@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
+#include <linux/kernel-page-flags.h>
 #include <linux/memwatch.h>
 #include <linux/userfaultfd.h>
 
@@ -5008,8 +5009,6 @@ struct wp_spinner {
 	int stop;
 };
 
-#define KPF_THP_BIT	22	/* /proc/kpageflags: part of a THP */
-
 /*
  * Whether the THP at s->p is still one: its first page is part of a THP
  * in /proc/kpageflags (true when that cannot be read)
@@ -5023,7 +5022,7 @@ static bool thp_whole(struct wp_spinner *s)
 	    pread(s->kpageflags, &flags, sizeof(flags),
 		  pfn * sizeof(flags)) != sizeof(flags))
 		return true;
-	return flags & (1ULL << KPF_THP_BIT);
+	return flags & (1ULL << KPF_THP);
 }
 
 /*
