@@ -36,6 +36,7 @@
 #include <linux/io_uring.h>
 #include <linux/kernel-page-flags.h>
 #include <linux/memwatch.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
@@ -5006,6 +5007,8 @@ struct wp_spinner {
 	char *hit;		/* pages reported, one byte each */
 	int pidfd;		/* process_memwatch() if >= 0, else PAGEMAP_SCAN */
 	int pagemap, kpageflags;	/* fds, kpageflags -1 if unreadable */
+	unsigned long caught;	/* sd_clear_spin(): migration entries seen */
+	bool split;		/* wp_spin(): split the PMD after a report */
 	int stop;
 };
 
@@ -5082,6 +5085,57 @@ static void *wp_spin(void *data)
 		for (r = 0; r < ret; r++)
 			for (a = vec[r].start; a < vec[r].end; a += pagesize)
 				s->hit[(a - (uintptr_t)s->p) / pagesize] = 1;
+		/* Zapping its last page splits a PMD migration entry */
+		if (ret > 0 && s->split) {
+			madvise(s->p + s->len - pagesize, pagesize,
+				MADV_DONTNEED);
+			s->split = false;
+		}
+	}
+	return NULL;
+}
+
+/* The NUMA node of the page at p, or -errno */
+static int page_node(char *p)
+{
+	void *page = p;
+	int status = -1;
+
+	if (syscall(__NR_move_pages, 0, 1, &page, NULL, &status, 0))
+		return -errno;
+	return status;
+}
+
+/* Move the page (the THP) at p to node: its new node, or -errno */
+static int page_move(char *p, int node)
+{
+	void *page = p;
+	int status = -1;
+
+	if (syscall(__NR_move_pages, 0, 1, &page, &node, &status,
+		    MPOL_MF_MOVE))
+		return -errno;
+	return status;
+}
+
+/*
+ * Clear soft-dirty over and over with process_memwatch() on the swapped
+ * pages of s->p, which only a migration entry is, and count the calls
+ * that met one
+ */
+static void *sd_clear_spin(void *data)
+{
+	struct wp_spinner *s = data;
+	struct memwatch_arg arg;
+	struct page_region vec[8];
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		mw_init(&arg, s->p, s->len, vec, ARRAY_SIZE(vec));
+		arg.category_mask = PAGE_IS_SWAPPED;
+		arg.return_mask = PAGE_IS_SWAPPED;
+		if (process_memwatch(s->pidfd, &arg, sizeof(arg),
+				     MEMWATCH_CLEAR_SOFT_DIRTY) > 0)
+			s->caught++;
 	}
 	return NULL;
 }
@@ -5243,6 +5297,182 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 	/* Not over a failure */
 	if (!caught && _metadata->exit_code == KSFT_PASS)
 		SKIP(return, "%s", why);
+}
+
+/*
+ * Set up a round of a PMD migration test: a written THP at s->p, of
+ * s->len bytes, on a node that has another: that node, or -1 (and *why
+ * says what was missing) to end the test.
+ */
+static int pmd_move_round(struct wp_spinner *s, size_t pmd, const char **why)
+{
+	int node;
+
+	s->p = thp_fresh(pmd);
+	if (!s->p) {
+		*why = "no THP";
+		return -1;
+	}
+	s->len = pmd;
+	node = page_node(s->p);
+	if (node < 0 || page_move(s->p, !node) != !node) {
+		*why = "no second NUMA node to move a THP to";
+		munmap(s->p, pmd);
+		return -1;
+	}
+	if (!thp_whole(s)) {
+		*why = "move_pages() split the THP";
+		munmap(s->p, pmd);
+		return -1;
+	}
+	return !node;
+}
+
+/*
+ * Soft-dirty clearing of a PMD migration entry, which only a move of the
+ * whole THP makes, with move_pages() to the other node (the same
+ * clear_soft_dirty_pmd() as clear_refs): a writable entry must become
+ * read-only, or the THP comes back writable and clean. The THP is made
+ * clean first with MADV_FREE, which leaves it writable: the PMD of a
+ * dirty THP comes back dirty, which on x86 sets its soft-dirty bit
+ * anyway. So no write, and no clear_refs, which would write-protect the
+ * PMD before the move: process_memwatch() on swapped pages only, over and
+ * over while the THP moves. Then every page is written, and every page
+ * must read soft-dirty. Up to 16 rounds, for at most 10 s.
+ */
+TEST_F_TIMEOUT(memwatch, clear_soft_dirty_pmd_migration_entry, 90)
+{
+	struct wp_spinner s = { .kpageflags = -1 };
+	size_t pmd = read_pmd_pagesize(), n, i;
+	int round, node, moved = 0, lost = 0;
+	const char *why = NULL;
+	pthread_t thread;
+	uint64_t deadline;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "no THP");
+	node = page_node(self->addr);
+	if (node < 0)
+		SKIP(return, "no move_pages(): %s", strerror(-node));
+	n = pmd / pagesize;
+	s.pidfd = self->pidfd;
+	s.pagemap = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_LE(0, s.pagemap);
+	s.kpageflags = open("/proc/kpageflags", O_RDONLY);
+	deadline = now_ns() + 10000000000ULL;
+	for (round = 0; round < 16 && now_ns() < deadline && !lost; round++) {
+		node = pmd_move_round(&s, pmd, &why);
+		if (node < 0)
+			break;
+		EXPECT_EQ(0, madvise(s.p, pmd, MADV_FREE));
+		__atomic_store_n(&s.stop, 0, __ATOMIC_RELEASE);
+		if (pthread_create(&thread, NULL, sd_clear_spin, &s)) {
+			munmap(s.p, pmd);
+			break;
+		}
+		moved += page_move(s.p, !node) == !node && thp_whole(&s);
+		spin_stop(&s, &thread, 1);
+		for (i = 0; i < n; i++)
+			touch(s.p, i);
+		for (i = 0; i < n && !lost; i++) {
+			if (!pagemap_is_softdirty(s.pagemap,
+						  s.p + i * pagesize)) {
+				TH_LOG("round %d: write to page %zu lost",
+				       round, i);
+				lost++;
+			}
+		}
+		munmap(s.p, pmd);
+	}
+	if (s.kpageflags >= 0)
+		close(s.kpageflags);
+	close(s.pagemap);
+	TH_LOG("%d rounds, %d THPs moved whole, %lu migration entries cleared",
+	       round, moved, s.caught);
+	EXPECT_EQ(0, lost);
+	/* Not over a failure */
+	if (!s.caught && _metadata->exit_code == KSFT_PASS)
+		SKIP(return, "%s", why ?: "no migration entry seen");
+}
+
+/*
+ * pagemap_scan_wp_migration_entry for a PMD migration entry: a thread
+ * write-protects whatever migration entry it meets while move_pages()
+ * moves a written THP to the other node, and zaps the THP's last page as
+ * soon as it reported one, which splits the PMD migration entry into PTE
+ * migration entries with its write and uffd-wp bits (restoring a PMD
+ * itself, x86 write-protects it with the uffd-wp bit). Every page it
+ * reported must keep its protection. Up to 8 rounds, for at most 10 s.
+ */
+TEST_F_TIMEOUT(memwatch, wp_pmd_migration_entry, 90)
+{
+	struct wp_spinner s = { .kpageflags = -1 };
+	size_t pmd = read_pmd_pagesize(), n, i;
+	unsigned long caught = 0, lost = 0;
+	int round, node, uffd, moved = 0;
+	const char *why = NULL;
+	pthread_t thread;
+	uint64_t deadline;
+
+	if (!pmd || !thp_available())
+		SKIP(return, "no THP");
+	node = page_node(self->addr);
+	if (node < 0)
+		SKIP(return, "no move_pages(): %s", strerror(-node));
+	n = pmd / pagesize;
+	s.hit = calloc(n, 1);
+	ASSERT_NE(NULL, s.hit);
+	s.pagemap = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_LE(0, s.pagemap);
+	s.kpageflags = open("/proc/kpageflags", O_RDONLY);
+	deadline = now_ns() + 10000000000ULL;
+	for (round = 0; round < 8 && now_ns() < deadline && !lost; round++) {
+		node = pmd_move_round(&s, pmd, &why);
+		if (node < 0)
+			break;
+		uffd = uffd_wp_async(s.p, pmd, false, false);
+		if (uffd < 0) {
+			why = "no async uffd-wp";
+			munmap(s.p, pmd);
+			break;
+		}
+		why = "no migration entry seen";
+		memset(s.hit, 0, n);
+		s.pidfd = round % 2 ? self->pidfd : -1;
+		s.split = true;
+		__atomic_store_n(&s.stop, 0, __ATOMIC_RELEASE);
+		if (pthread_create(&thread, NULL, wp_spin, &s)) {
+			close(uffd);
+			munmap(s.p, pmd);
+			break;
+		}
+		moved += page_move(s.p, !node) == !node;
+		spin_stop(&s, &thread, 1);
+		/* The last page may be zapped: it reads as written then */
+		for (i = 0; i < n - 1 && !lost; i++) {
+			if (!s.hit[i])
+				continue;
+			caught++;
+			if (pm_uffd_wp(s.p, i) != 1) {
+				TH_LOG("round %d, %s: page %zu lost uffd-wp",
+				       round, s.pidfd >= 0 ? "process_memwatch" :
+				       "PAGEMAP_SCAN", i);
+				lost++;
+			}
+		}
+		close(uffd);
+		munmap(s.p, pmd);
+	}
+	if (s.kpageflags >= 0)
+		close(s.kpageflags);
+	close(s.pagemap);
+	free(s.hit);
+	TH_LOG("%d rounds, %d THPs moved, %lu migration entries protected",
+	       round, moved, caught);
+	EXPECT_EQ(0, lost);
+	/* Not over a failure */
+	if (!caught && _metadata->exit_code == KSFT_PASS)
+		SKIP(return, "%s", why ?: "no migration entry seen");
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
