@@ -787,7 +787,7 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 		if (!(cats & PAGE_IS_WRITTEN))
 			return false;
 		for (k = 0; k < nr; k++, addr += PAGE_SIZE)
-			make_uffd_wp_pte(vma, addr, pte + k, ptep_get(pte + k));
+			make_uffd_wp_pte_present(vma, addr, pte + k);
 		return true;
 	}
 	for (k = 0; k < nr; k++, addr += PAGE_SIZE)

@@ -162,15 +162,22 @@ static inline void clear_soft_dirty_pmd(struct vm_area_struct *vma,
 }
 #endif
 
+/* make_uffd_wp_pte() for an entry that the caller knows is present */
+static inline void make_uffd_wp_pte_present(struct vm_area_struct *vma,
+					    unsigned long addr, pte_t *pte)
+{
+	pte_t old_pte;
+
+	old_pte = ptep_modify_prot_start(vma, addr, pte);
+	ptep_modify_prot_commit(vma, addr, pte, old_pte,
+				pte_mkuffd_wp(old_pte));
+}
+
 static inline void make_uffd_wp_pte(struct vm_area_struct *vma,
 				    unsigned long addr, pte_t *pte, pte_t ptent)
 {
 	if (pte_present(ptent)) {
-		pte_t old_pte;
-
-		old_pte = ptep_modify_prot_start(vma, addr, pte);
-		ptent = pte_mkuffd_wp(old_pte);
-		ptep_modify_prot_commit(vma, addr, pte, old_pte, ptent);
+		make_uffd_wp_pte_present(vma, addr, pte);
 	} else if (is_swap_pte(ptent)) {
 		ptent = pte_swp_mkuffd_wp(pte_swp_wrprotect(ptent));
 		set_pte_at(vma->vm_mm, addr, pte, ptent);
