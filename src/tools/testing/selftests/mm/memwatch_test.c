@@ -5140,6 +5140,31 @@ static void *sd_clear_spin(void *data)
 	return NULL;
 }
 
+/*
+ * Of the first npages pages of s->p, those that wp_spin() reported must
+ * still be uffd-wp: count them in *caught, and return 1 (after logging
+ * it) at the first that is not, else 0
+ */
+static int wp_hits_lost(struct __test_metadata *_metadata,
+			struct wp_spinner *s, size_t npages, int round,
+			unsigned long *caught)
+{
+	size_t i;
+
+	for (i = 0; i < npages; i++) {
+		if (!s->hit[i])
+			continue;
+		(*caught)++;
+		if (pm_uffd_wp(s->p, i) != 1) {
+			TH_LOG("round %d, %s: page %zu lost uffd-wp", round,
+			       s->pidfd >= 0 ? "process_memwatch" :
+			       "PAGEMAP_SCAN", i);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Stop the threads of a round, and wait for them */
 static void spin_stop(struct wp_spinner *s, pthread_t *threads, int n)
 {
@@ -5233,7 +5258,7 @@ TEST_F_TIMEOUT(memwatch, clear_refs_migration_entry, 90)
  */
 TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 {
-	size_t pmd = read_pmd_pagesize(), n, i;
+	size_t pmd = read_pmd_pagesize(), n;
 	struct wp_spinner s = { .kpageflags = -1 };
 	const char *why = "no THP to split";
 	unsigned long caught = 0, lost = 0;
@@ -5273,17 +5298,7 @@ TEST_F_TIMEOUT(memwatch, pagemap_scan_wp_migration_entry, 90)
 		EXPECT_EQ(0, madvise(s.p, pagesize, MADV_COLD));
 		spin_stop(&s, &thread, 1);
 		split += !thp_whole(&s);
-		for (i = 0; i < n && !lost; i++) {
-			if (!s.hit[i])
-				continue;
-			caught++;
-			if (pm_uffd_wp(s.p, i) != 1) {
-				TH_LOG("round %d, %s: page %zu lost uffd-wp",
-				       round, s.pidfd >= 0 ? "process_memwatch" :
-				       "PAGEMAP_SCAN", i);
-				lost++;
-			}
-		}
+		lost += wp_hits_lost(_metadata, &s, n, round, &caught);
 		close(uffd);
 		munmap(s.p, pmd);
 	}
@@ -5407,7 +5422,7 @@ TEST_F_TIMEOUT(memwatch, clear_soft_dirty_pmd_migration_entry, 90)
 TEST_F_TIMEOUT(memwatch, wp_pmd_migration_entry, 90)
 {
 	struct wp_spinner s = { .kpageflags = -1 };
-	size_t pmd = read_pmd_pagesize(), n, i;
+	size_t pmd = read_pmd_pagesize(), n;
 	unsigned long caught = 0, lost = 0;
 	int round, node, uffd, moved = 0;
 	const char *why = NULL;
@@ -5449,17 +5464,7 @@ TEST_F_TIMEOUT(memwatch, wp_pmd_migration_entry, 90)
 		moved += page_move(s.p, !node) == !node;
 		spin_stop(&s, &thread, 1);
 		/* The last page may be zapped: it reads as written then */
-		for (i = 0; i < n - 1 && !lost; i++) {
-			if (!s.hit[i])
-				continue;
-			caught++;
-			if (pm_uffd_wp(s.p, i) != 1) {
-				TH_LOG("round %d, %s: page %zu lost uffd-wp",
-				       round, s.pidfd >= 0 ? "process_memwatch" :
-				       "PAGEMAP_SCAN", i);
-				lost++;
-			}
-		}
+		lost += wp_hits_lost(_metadata, &s, n - 1, round, &caught);
 		close(uffd);
 		munmap(s.p, pmd);
 	}
