@@ -38,6 +38,7 @@
 #include <linux/memwatch.h>
 #include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
+#include <lib/test_hmm_uapi.h>
 
 #include "../kselftest_harness.h"
 #include "vm_util.h"
@@ -5478,6 +5479,188 @@ TEST_F_TIMEOUT(memwatch, wp_pmd_migration_entry, 90)
 	/* Not over a failure */
 	if (!caught && _metadata->exit_code == KSFT_PASS)
 		SKIP(return, "%s", why ?: "no migration entry seen");
+}
+
+/* ---- Device-private entries: lib/test_hmm.c's device memory ---- */
+
+/* How __dev_private() cleans or write-protects device-private entries */
+enum dev_how {
+	DEV_CLEAR_REFS,		/* "4" to /proc/self/clear_refs */
+	DEV_MW_CLEAR,		/* process_memwatch(MEMWATCH_CLEAR_SOFT_DIRTY) */
+	DEV_PM_WP,		/* PAGEMAP_SCAN with PM_SCAN_WP_MATCHING */
+	DEV_MW_WP,		/* process_memwatch(MEMWATCH_WP_MATCHING) */
+};
+
+/*
+ * Move the n pages at p to the memory of test_hmm's device behind fd (an
+ * open /dev/hmm_dmirror0, which mirrors the mm that opened it): each
+ * leaves a device-private entry. mirror gets a copy of their data.
+ * Return: the pages the device holds, or -errno.
+ */
+static long dmirror_migrate(int fd, char *p, size_t n, char *mirror)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)p,
+		.ptr = (uintptr_t)mirror,
+		.npages = n,
+	};
+
+	while (ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &cmd))
+		if (errno != EINTR)
+			return -errno;
+	return cmd.cpages;
+}
+
+/* Clean (or write-protect) the n pages at p as how says: see below */
+static long __dev_track(int pidfd, char *p, size_t n, enum dev_how how,
+			struct page_region *vec)
+{
+	struct memwatch_arg arg;
+
+	mw_init(&arg, p, n * pagesize, vec, n);
+	switch (how) {
+	case DEV_CLEAR_REFS:
+		clear_softdirty();
+		return 0;
+	case DEV_MW_CLEAR:
+		arg.return_mask = SD | PAGE_IS_SWAPPED;
+		return process_memwatch(pidfd, &arg, sizeof(arg),
+					MEMWATCH_CLEAR_SOFT_DIRTY);
+	case DEV_PM_WP:
+		return pm_scan(p, n * pagesize, WR, PM_SCAN_WP_MATCHING, vec, n);
+	case DEV_MW_WP:
+		arg.category_mask = WR;
+		arg.return_mask = WR | PAGE_IS_SWAPPED;
+		return process_memwatch(pidfd, &arg, sizeof(arg),
+					MEMWATCH_WP_MATCHING);
+	}
+	return -1;
+}
+
+/*
+ * A device-private entry that write tracking cleans or write-protects
+ * must become read-only, as a migration entry must. The device gives its
+ * page back through a migration entry that is writable if the
+ * device-private entry was, and remove_migration_pte() maps the page of a
+ * writable one writable, clean (but for the entry's soft-dirty bit) and
+ * without its uffd-wp bit. So written pages are moved to the device,
+ * cleaned or write-protected there by the call under test, and brought
+ * back by the CPU: a cleaned page that the CPU then writes must read
+ * soft-dirty, a protected page that it reads must still be uffd-wp.
+ */
+static void __dev_private(struct __test_metadata *_metadata, int pidfd,
+			  enum dev_how how)
+{
+	bool wp = how == DEV_PM_WP || how == DEV_MW_WP;
+	struct page_region vec[NPAGES];
+	size_t len = NPAGES * pagesize, i;
+	int fd, pagemap, uffd = -1;
+	char *p, *mirror;
+	uint64_t ent;
+	int lost = 0;
+	long ret;
+
+	fd = open("/dev/hmm_dmirror0", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, "no /dev/hmm_dmirror0: %s", strerror(errno));
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_LE(0, pagemap);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	mirror = malloc(len);
+	ASSERT_NE(NULL, mirror);
+	for (i = 0; i < NPAGES; i++)
+		touch(p, i);
+	if (wp) {
+		uffd = uffd_wp_async(p, len, false, true);
+		ASSERT_LE(0, uffd) TH_LOG("async uffd-wp: %s", strerror(errno));
+	} else {
+		/* Also drops the VMA's VM_SOFTDIRTY, which hides the entries */
+		ASSERT_LE(0, __dev_track(pidfd, p, NPAGES, how, vec));
+	}
+	/* Writable again, soft-dirty, not uffd-wp */
+	for (i = 0; i < NPAGES; i++)
+		touch(p, i);
+
+	ret = dmirror_migrate(fd, p, NPAGES, mirror);
+	if (ret == -ENOTTY) {
+		/* test_hmm has no compat ioctl: a 32-bit program gets this */
+		munmap(p, len);
+		SKIP(return, "HMM_DMIRROR_MIGRATE_TO_DEV: %s", strerror(-ret));
+	}
+	ASSERT_EQ(NPAGES, ret) TH_LOG("%s", strerror(-ret));
+	for (i = 0; i < NPAGES; i++) {
+		ent = pagemap_get_entry(pagemap, p + i * pagesize);
+		ASSERT_EQ(PM_SWAP, ent & (PM_SWAP | PM_PRESENT))
+			TH_LOG("page %zu is not on the device", i);
+		ASSERT_EQ(wp ? 0 : PM_SOFT_DIRTY,
+			  ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY))
+			TH_LOG("page %zu does not read written", i);
+	}
+
+	ret = __dev_track(pidfd, p, NPAGES, how, vec);
+	if (how != DEV_CLEAR_REFS) {
+		/* One region of every page, all on the device */
+		ASSERT_EQ(1, ret);
+		EXPECT_EQ((uintptr_t)p, vec[0].start);
+		EXPECT_EQ((uintptr_t)p + len, vec[0].end);
+		if (how != DEV_PM_WP)
+			EXPECT_EQ((wp ? WR : SD) | PAGE_IS_SWAPPED,
+				  vec[0].categories);
+	}
+	for (i = 0; i < NPAGES; i++) {
+		ent = pagemap_get_entry(pagemap, p + i * pagesize);
+		EXPECT_EQ(PM_SWAP, ent & (PM_SWAP | PM_PRESENT));
+		EXPECT_EQ(wp ? PM_UFFD_WP : 0,
+			  ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY))
+			TH_LOG("page %zu is not %s", i,
+			       wp ? "write-protected" : "clean");
+	}
+
+	/* The CPU faults, and the device gives each page back */
+	for (i = 0; i < NPAGES; i++) {
+		if (wp)
+			peek(p, i);
+		else
+			touch(p, i);
+		ent = pagemap_get_entry(pagemap, p + i * pagesize);
+		EXPECT_NE(0, ent & PM_PRESENT)
+			TH_LOG("page %zu is still on the device", i);
+		/* The first one tells, the count says how many */
+		if (!(ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY)) && !lost++)
+			TH_LOG("page %zu: %s", i, wp ?
+			       "back from the device without uffd-wp" :
+			       "the write after the clear is lost");
+	}
+	EXPECT_EQ(0, lost);
+
+	if (uffd >= 0)
+		close(uffd);
+	ASSERT_EQ(0, munmap(p, len));
+	free(mirror);
+	close(pagemap);
+	close(fd);
+}
+
+TEST_F(memwatch, clear_refs_device_private)
+{
+	__dev_private(_metadata, self->pidfd, DEV_CLEAR_REFS);
+}
+
+TEST_F(memwatch, clear_soft_dirty_device_private)
+{
+	__dev_private(_metadata, self->pidfd, DEV_MW_CLEAR);
+}
+
+TEST_F(memwatch, pagemap_scan_wp_device_private)
+{
+	__dev_private(_metadata, self->pidfd, DEV_PM_WP);
+}
+
+TEST_F(memwatch, wp_device_private)
+{
+	__dev_private(_metadata, self->pidfd, DEV_MW_WP);
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
