@@ -2604,10 +2604,19 @@ FIXTURE(race) {
 
 FIXTURE_VARIANT(race) {
 	bool thp;
+	bool two_vmas;
 };
 
 FIXTURE_VARIANT_ADD(race, pages_4k) {
 	.thp = false,
+};
+
+/*
+ * The walk goes on to the second VMA within a call: the flush owed for
+ * the first must not be lost on the way
+ */
+FIXTURE_VARIANT_ADD(race, two_vmas) {
+	.two_vmas = true,
 };
 
 FIXTURE_VARIANT_ADD(race, thp) {
@@ -2616,6 +2625,7 @@ FIXTURE_VARIANT_ADD(race, thp) {
 
 FIXTURE_SETUP(race)
 {
+	uintptr_t start, end;
 	size_t pmd;
 
 	self->pidfd = self_pidfd();
@@ -2626,6 +2636,12 @@ FIXTURE_SETUP(race)
 		self->addr = map_guarded(64);
 		ASSERT_NE(NULL, self->addr);
 		memset(self->addr, 0, self->len);
+		if (variant->two_vmas) {
+			ASSERT_EQ(0, madvise(self->addr + self->len / 2,
+					     self->len / 2, MADV_DONTFORK));
+			ASSERT_LT(0, vma_bounds(self->addr, &start, &end));
+			ASSERT_EQ((uintptr_t)self->addr + self->len / 2, end);
+		}
 		return;
 	}
 	pmd = read_pmd_pagesize();
