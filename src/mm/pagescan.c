@@ -600,8 +600,8 @@ static unsigned long pagescan_pte_cats(const struct pagescan_walk *w,
 }
 
 /*
- * A swap PTE cleaned of soft-dirty; a writable migration or device-private
- * entry also loses write permission (see pte_swp_wrprotect())
+ * A swap PTE cleaned of soft-dirty; a writable migration, device-private or
+ * device-exclusive entry also loses write permission (pte_swp_wrprotect())
  */
 static pte_t pagescan_swp_clean(pte_t pte)
 {

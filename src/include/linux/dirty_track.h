@@ -19,17 +19,18 @@
 #include <linux/sched/coredump.h>
 
 /*
- * Whether a swap entry is a writable migration or device-private entry:
- * when the migration ends, or the device gives the page back, it maps its
- * page writable again without a fault.
+ * Whether a swap entry is a writable migration, device-private or
+ * device-exclusive entry: when the migration ends, or the device gives the
+ * page back, it maps its page writable again without a fault.
  */
 static inline bool swp_entry_writable(swp_entry_t entry)
 {
 	return is_writable_migration_entry(entry) ||
-	       is_writable_device_private_entry(entry);
+	       is_writable_device_private_entry(entry) ||
+	       is_writable_device_exclusive_entry(entry);
 }
 
-/* The read-only form of a writable migration or device-private entry */
+/* The read-only form of a writable swap entry: see swp_entry_writable() */
 static inline swp_entry_t swp_entry_wrprotect(swp_entry_t entry)
 {
 	pgoff_t offset = swp_offset(entry);
@@ -41,14 +42,18 @@ static inline swp_entry_t swp_entry_wrprotect(swp_entry_t entry)
 	}
 	if (is_writable_device_private_entry(entry))
 		return make_readable_device_private_entry(offset);
+	if (is_writable_device_exclusive_entry(entry))
+		return make_readable_device_exclusive_entry(offset);
 	return entry;
 }
 
 /*
  * Make a swap PTE read-only, keeping its soft-dirty and uffd-wp bits, as
  * change_pte_range() does. Write tracking that cleans or write-protects a
- * writable migration or device-private entry must do so first: its page
- * would come back writable and the next write would go unseen.
+ * writable entry must do so first: the page of a migration or
+ * device-private entry would come back writable and clean, and its next
+ * write would go unseen; and no swap PTE with uffd-wp may be writable
+ * (see page_table_check_pte_flags()).
  */
 static inline pte_t pte_swp_wrprotect(pte_t pte)
 {
