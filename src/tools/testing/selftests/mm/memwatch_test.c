@@ -5508,12 +5508,15 @@ enum dev_how {
 };
 
 /*
- * Move the n pages at p to the memory of test_hmm's device behind fd (an
- * open /dev/hmm_dmirror0, which mirrors the mm that opened it): each
- * leaves a device-private entry. mirror gets a copy of their data.
+ * Hand the n pages at p to test_hmm's device behind fd (an open
+ * /dev/hmm_dmirror0, which mirrors the mm that opened it), each leaving a
+ * device-private entry (HMM_DMIRROR_MIGRATE_TO_DEV: the page moves to the
+ * device's memory) or a device-exclusive one (HMM_DMIRROR_EXCLUSIVE: the
+ * device takes it for atomic access). mirror gets a copy of their data.
  * Return: the pages the device holds, or -errno.
  */
-static long dmirror_migrate(int fd, char *p, size_t n, char *mirror)
+static long dmirror_take(int fd, unsigned long request, char *p, size_t n,
+			 char *mirror)
 {
 	struct hmm_dmirror_cmd cmd = {
 		.addr = (uintptr_t)p,
@@ -5521,7 +5524,7 @@ static long dmirror_migrate(int fd, char *p, size_t n, char *mirror)
 		.npages = n,
 	};
 
-	while (ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &cmd))
+	while (ioctl(fd, request, &cmd))
 		if (errno != EINTR)
 			return -errno;
 	return cmd.cpages;
@@ -5563,10 +5566,14 @@ static long __dev_track(int pidfd, char *p, size_t n, enum dev_how how,
  * cleaned or write-protected there by the call under test, and brought
  * back by the CPU: a cleaned page that the CPU then writes must read
  * soft-dirty, a protected page that it reads must still be uffd-wp.
+ * With exclusive, the same for device-exclusive entries, which the CPU's
+ * fault turns back into the PTE they replaced (restore_exclusive_pte()).
  */
-static void __dev_private(struct __test_metadata *_metadata, int pidfd,
-			  enum dev_how how)
+static void __dev_entries(struct __test_metadata *_metadata, int pidfd,
+			  enum dev_how how, bool exclusive)
 {
+	unsigned long request = exclusive ? HMM_DMIRROR_EXCLUSIVE :
+					    HMM_DMIRROR_MIGRATE_TO_DEV;
 	bool wp = how == DEV_PM_WP || how == DEV_MW_WP;
 	struct page_region vec[NPAGES];
 	size_t len = NPAGES * pagesize, i;
@@ -5599,11 +5606,11 @@ static void __dev_private(struct __test_metadata *_metadata, int pidfd,
 	for (i = 0; i < NPAGES; i++)
 		touch(p, i);
 
-	ret = dmirror_migrate(fd, p, NPAGES, mirror);
+	ret = dmirror_take(fd, request, p, NPAGES, mirror);
 	if (ret == -ENOTTY) {
 		/* test_hmm has no compat ioctl: a 32-bit program gets this */
 		munmap(p, len);
-		SKIP(return, "HMM_DMIRROR_MIGRATE_TO_DEV: %s", strerror(-ret));
+		SKIP(return, "test_hmm's ioctl: %s", strerror(-ret));
 	}
 	ASSERT_EQ(NPAGES, ret) TH_LOG("%s", strerror(-ret));
 	for (i = 0; i < NPAGES; i++) {
@@ -5661,22 +5668,51 @@ static void __dev_private(struct __test_metadata *_metadata, int pidfd,
 
 TEST_F(memwatch, clear_refs_device_private)
 {
-	__dev_private(_metadata, self->pidfd, DEV_CLEAR_REFS);
+	__dev_entries(_metadata, self->pidfd, DEV_CLEAR_REFS, false);
 }
 
 TEST_F(memwatch, clear_soft_dirty_device_private)
 {
-	__dev_private(_metadata, self->pidfd, DEV_MW_CLEAR);
+	__dev_entries(_metadata, self->pidfd, DEV_MW_CLEAR, false);
 }
 
 TEST_F(memwatch, pagemap_scan_wp_device_private)
 {
-	__dev_private(_metadata, self->pidfd, DEV_PM_WP);
+	__dev_entries(_metadata, self->pidfd, DEV_PM_WP, false);
 }
 
 TEST_F(memwatch, wp_device_private)
 {
-	__dev_private(_metadata, self->pidfd, DEV_MW_WP);
+	__dev_entries(_metadata, self->pidfd, DEV_MW_WP, false);
+}
+
+/*
+ * A writable device-exclusive entry becomes read-only too, as mprotect()
+ * makes it. The CPU's first access restores the PTE it replaced
+ * (restore_exclusive_pte()): writable and dirty only if the entry still
+ * is, uffd-wp if the entry is. PAGEMAP_SCAN and process_memwatch() used to
+ * leave a writable entry with the uffd-wp bit, which comes back protected
+ * but is what page_table_check_pte_flags() warns of: the debug kernel's
+ * log then fails the run.
+ */
+TEST_F(memwatch, clear_refs_device_exclusive)
+{
+	__dev_entries(_metadata, self->pidfd, DEV_CLEAR_REFS, true);
+}
+
+TEST_F(memwatch, clear_soft_dirty_device_exclusive)
+{
+	__dev_entries(_metadata, self->pidfd, DEV_MW_CLEAR, true);
+}
+
+TEST_F(memwatch, pagemap_scan_wp_device_exclusive)
+{
+	__dev_entries(_metadata, self->pidfd, DEV_PM_WP, true);
+}
+
+TEST_F(memwatch, wp_device_exclusive)
+{
+	__dev_entries(_metadata, self->pidfd, DEV_MW_WP, true);
 }
 
 /* ---- Clearing filters, hugetlb mremap, VMA layout, tagged walk_end ---- */
