@@ -5497,26 +5497,28 @@ TEST_F_TIMEOUT(memwatch, wp_pmd_migration_entry, 90)
 		SKIP(return, "%s", why ?: "no migration entry seen");
 }
 
-/* ---- Device-private entries: lib/test_hmm.c's device memory ---- */
+/* ---- Device-private and device-exclusive entries: lib/test_hmm.c ---- */
 
-/* How __dev_private() cleans or write-protects device-private entries */
+/* How __dev_entries() cleans or write-protects the device's entries */
 enum dev_how {
 	DEV_CLEAR_REFS,		/* "4" to /proc/self/clear_refs */
-	DEV_MW_CLEAR,		/* process_memwatch(MEMWATCH_CLEAR_SOFT_DIRTY) */
+	DEV_MW_CLEAR,		/* process_memwatch(), clearing soft-dirty */
 	DEV_PM_WP,		/* PAGEMAP_SCAN with PM_SCAN_WP_MATCHING */
 	DEV_MW_WP,		/* process_memwatch(MEMWATCH_WP_MATCHING) */
 };
 
 /*
- * Hand the n pages at p to test_hmm's device behind fd (an open
- * /dev/hmm_dmirror0, which mirrors the mm that opened it), each leaving a
- * device-private entry (HMM_DMIRROR_MIGRATE_TO_DEV: the page moves to the
- * device's memory) or a device-exclusive one (HMM_DMIRROR_EXCLUSIVE: the
- * device takes it for atomic access). mirror gets a copy of their data.
- * Return: the pages the device holds, or -errno.
+ * Send request to test_hmm's device behind fd (an open /dev/hmm_dmirror0,
+ * which mirrors the mm that opened it) for the n pages at p:
+ * HMM_DMIRROR_MIGRATE_TO_DEV moves them to the device's memory, leaving
+ * device-private entries; HMM_DMIRROR_EXCLUSIVE takes them for atomic
+ * access, leaving device-exclusive ones; both copy their data to mirror.
+ * HMM_DMIRROR_CHECK_EXCLUSIVE fails with EPERM while the device still
+ * maps one of them for atomic access.
+ * Return: the pages the device copied, or -errno.
  */
-static long dmirror_take(int fd, unsigned long request, char *p, size_t n,
-			 char *mirror)
+static long dmirror_cmd(int fd, unsigned long request, char *p, size_t n,
+			char *mirror)
 {
 	struct hmm_dmirror_cmd cmd = {
 		.addr = (uintptr_t)p,
@@ -5529,6 +5531,18 @@ static long dmirror_take(int fd, unsigned long request, char *p, size_t n,
 			return -errno;
 	return cmd.cpages;
 }
+
+/* The kernel's taint flags, 0 if unreadable */
+static unsigned long kernel_taint(void)
+{
+	char buf[32];
+
+	if (read_file_str("/proc/sys/kernel/tainted", buf, sizeof(buf)))
+		return 0;
+	return strtoul(buf, NULL, 10);
+}
+
+#define TAINT_WARN	BIT_ULL(9)
 
 /* Clean (or write-protect) the n pages at p as how says: see below */
 static long __dev_track(int pidfd, char *p, size_t n, enum dev_how how,
@@ -5546,7 +5560,8 @@ static long __dev_track(int pidfd, char *p, size_t n, enum dev_how how,
 		return process_memwatch(pidfd, &arg, sizeof(arg),
 					MEMWATCH_CLEAR_SOFT_DIRTY);
 	case DEV_PM_WP:
-		return pm_scan(p, n * pagesize, WR, PM_SCAN_WP_MATCHING, vec, n);
+		return pm_scan(p, n * pagesize, WR, PM_SCAN_WP_MATCHING, vec,
+			       n);
 	case DEV_MW_WP:
 		arg.category_mask = WR;
 		arg.return_mask = WR | PAGE_IS_SWAPPED;
@@ -5557,17 +5572,24 @@ static long __dev_track(int pidfd, char *p, size_t n, enum dev_how how,
 }
 
 /*
- * A device-private entry that write tracking cleans or write-protects
- * must become read-only, as a migration entry must. The device gives its
- * page back through a migration entry that is writable if the
- * device-private entry was, and remove_migration_pte() maps the page of a
- * writable one writable, clean (but for the entry's soft-dirty bit) and
- * without its uffd-wp bit. So written pages are moved to the device,
- * cleaned or write-protected there by the call under test, and brought
- * back by the CPU: a cleaned page that the CPU then writes must read
- * soft-dirty, a protected page that it reads must still be uffd-wp.
- * With exclusive, the same for device-exclusive entries, which the CPU's
- * fault turns back into the PTE they replaced (restore_exclusive_pte()).
+ * A writable device entry that write tracking cleans or write-protects
+ * must become read-only, as mprotect() makes it. The device gives the
+ * page of a device-private entry back through a migration entry that is
+ * writable if the device-private entry was, and remove_migration_pte()
+ * maps the page of a writable one writable, clean but for the entry's
+ * soft-dirty bit, and without its uffd-wp bit. The CPU's first access to
+ * a device-exclusive entry, a read too, maps its page again
+ * (restore_exclusive_pte()): with the entry's uffd-wp bit if it has it,
+ * else writable and dirty (hence soft-dirty) if the entry is writable.
+ * And no swap entry with uffd-wp may be writable: the kernel warns of
+ * one if page_table_check is on, as in the debug kernel.
+ *
+ * So written pages are handed to the device (exclusive: for atomic
+ * access), cleaned or write-protected there by the call under test,
+ * which must also take them back from the device's atomic mapping, and
+ * read by the CPU, which brings them back: a cleaned page must read
+ * clean, and soft-dirty once the CPU writes it, a protected page must
+ * still be uffd-wp, and the kernel must not have warned.
  */
 static void __dev_entries(struct __test_metadata *_metadata, int pidfd,
 			  enum dev_how how, bool exclusive)
@@ -5575,22 +5597,32 @@ static void __dev_entries(struct __test_metadata *_metadata, int pidfd,
 	unsigned long request = exclusive ? HMM_DMIRROR_EXCLUSIVE :
 					    HMM_DMIRROR_MIGRATE_TO_DEV;
 	bool wp = how == DEV_PM_WP || how == DEV_MW_WP;
+	uint64_t bit = wp ? PM_UFFD_WP : PM_SOFT_DIRTY;
 	struct page_region vec[NPAGES];
 	size_t len = NPAGES * pagesize, i;
 	int fd, pagemap, uffd = -1;
+	unsigned long taint;
+	uint64_t ent, cats;
 	char *p, *mirror;
-	uint64_t ent;
 	int lost = 0;
 	long ret;
 
 	fd = open("/dev/hmm_dmirror0", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		SKIP(return, "no /dev/hmm_dmirror0: %s", strerror(errno));
+	/* test_hmm has no compat ioctl: a 32-bit program gets ENOTTY */
+	if (dmirror_cmd(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, NULL, 0, NULL) ==
+	    -ENOTTY) {
+		close(fd);
+		SKIP(return, "test_hmm's ioctls: %s", strerror(ENOTTY));
+	}
 	pagemap = open("/proc/self/pagemap", O_RDONLY);
 	ASSERT_LE(0, pagemap);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, p);
+	/* Small pages: the device takes no large folio (fails without THP) */
+	madvise(p, len, MADV_NOHUGEPAGE);
 	mirror = malloc(len);
 	ASSERT_NE(NULL, mirror);
 	for (i = 0; i < NPAGES; i++)
@@ -5599,62 +5631,73 @@ static void __dev_entries(struct __test_metadata *_metadata, int pidfd,
 		uffd = uffd_wp_async(p, len, false, true);
 		ASSERT_LE(0, uffd) TH_LOG("async uffd-wp: %s", strerror(errno));
 	} else {
-		/* Also drops the VMA's VM_SOFTDIRTY, which hides the entries */
+		/* Also drops the VMA's VM_SOFTDIRTY, which would mask them */
 		ASSERT_LE(0, __dev_track(pidfd, p, NPAGES, how, vec));
 	}
 	/* Writable again, soft-dirty, not uffd-wp */
 	for (i = 0; i < NPAGES; i++)
 		touch(p, i);
 
-	ret = dmirror_take(fd, request, p, NPAGES, mirror);
-	if (ret == -ENOTTY) {
-		/* test_hmm has no compat ioctl: a 32-bit program gets this */
-		munmap(p, len);
-		SKIP(return, "test_hmm's ioctl: %s", strerror(-ret));
-	}
-	ASSERT_EQ(NPAGES, ret) TH_LOG("%s", strerror(-ret));
+	ret = dmirror_cmd(fd, request, p, NPAGES, mirror);
+	ASSERT_EQ(NPAGES, ret) TH_LOG("%ld: %s", ret,
+				      ret < 0 ? strerror(-ret) : "short");
 	for (i = 0; i < NPAGES; i++) {
 		ent = pagemap_get_entry(pagemap, p + i * pagesize);
 		ASSERT_EQ(PM_SWAP, ent & (PM_SWAP | PM_PRESENT))
-			TH_LOG("page %zu is not on the device", i);
-		ASSERT_EQ(wp ? 0 : PM_SOFT_DIRTY,
-			  ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY))
+			TH_LOG("page %zu has no device entry", i);
+		ASSERT_EQ(wp ? 0 : bit, ent & bit)
 			TH_LOG("page %zu does not read written", i);
 	}
+	if (exclusive)
+		EXPECT_EQ(-EPERM, dmirror_cmd(fd, HMM_DMIRROR_CHECK_EXCLUSIVE,
+					      p, NPAGES, NULL));
 
+	taint = kernel_taint();
 	ret = __dev_track(pidfd, p, NPAGES, how, vec);
+	if (!(taint & TAINT_WARN))
+		EXPECT_EQ(0, kernel_taint() & TAINT_WARN)
+			TH_LOG("the kernel warned during the call");
 	if (how != DEV_CLEAR_REFS) {
-		/* One region of every page, all on the device */
+		/* One region of every page, all still device entries */
 		ASSERT_EQ(1, ret);
 		EXPECT_EQ((uintptr_t)p, vec[0].start);
 		EXPECT_EQ((uintptr_t)p + len, vec[0].end);
-		if (how != DEV_PM_WP)
-			EXPECT_EQ((wp ? WR : SD) | PAGE_IS_SWAPPED,
-				  vec[0].categories);
+		if (how == DEV_PM_WP)
+			cats = WR;	/* pm_scan() returns its category mask */
+		else
+			cats = (wp ? WR : SD) | PAGE_IS_SWAPPED;
+		EXPECT_EQ(cats, vec[0].categories);
 	}
 	for (i = 0; i < NPAGES; i++) {
 		ent = pagemap_get_entry(pagemap, p + i * pagesize);
 		EXPECT_EQ(PM_SWAP, ent & (PM_SWAP | PM_PRESENT));
-		EXPECT_EQ(wp ? PM_UFFD_WP : 0,
-			  ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY))
+		EXPECT_EQ(wp ? bit : 0, ent & bit)
 			TH_LOG("page %zu is not %s", i,
 			       wp ? "write-protected" : "clean");
 	}
+	if (exclusive)
+		EXPECT_EQ(0, dmirror_cmd(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, p,
+					 NPAGES, NULL))
+			TH_LOG("the device still maps the pages for atomics");
 
 	/* The CPU faults, and the device gives each page back */
 	for (i = 0; i < NPAGES; i++) {
-		if (wp)
-			peek(p, i);
-		else
-			touch(p, i);
+		peek(p, i);
 		ent = pagemap_get_entry(pagemap, p + i * pagesize);
 		EXPECT_NE(0, ent & PM_PRESENT)
-			TH_LOG("page %zu is still on the device", i);
+			TH_LOG("page %zu still has a device entry", i);
 		/* The first one tells, the count says how many */
-		if (!(ent & (wp ? PM_UFFD_WP : PM_SOFT_DIRTY)) && !lost++)
+		if (!!(ent & bit) != wp && !lost++)
 			TH_LOG("page %zu: %s", i, wp ?
 			       "back from the device without uffd-wp" :
-			       "the write after the clear is lost");
+			       "back from the device written, only read");
+		if (wp)
+			continue;
+		touch(p, i);
+		ent = pagemap_get_entry(pagemap, p + i * pagesize);
+		if (!(ent & bit) && !lost++)
+			TH_LOG("page %zu: the write after the clear is lost",
+			       i);
 	}
 	EXPECT_EQ(0, lost);
 
@@ -5686,15 +5729,6 @@ TEST_F(memwatch, wp_device_private)
 	__dev_entries(_metadata, self->pidfd, DEV_MW_WP, false);
 }
 
-/*
- * A writable device-exclusive entry becomes read-only too, as mprotect()
- * makes it. The CPU's first access restores the PTE it replaced
- * (restore_exclusive_pte()): writable and dirty only if the entry still
- * is, uffd-wp if the entry is. PAGEMAP_SCAN and process_memwatch() used to
- * leave a writable entry with the uffd-wp bit, which comes back protected
- * but is what page_table_check_pte_flags() warns of: the debug kernel's
- * log then fails the run.
- */
 TEST_F(memwatch, clear_refs_device_exclusive)
 {
 	__dev_entries(_metadata, self->pidfd, DEV_CLEAR_REFS, true);
