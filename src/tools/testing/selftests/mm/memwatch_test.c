@@ -3471,10 +3471,11 @@ TEST_F(memwatch, pagemap_scan_fix_vma_check)
 	EXPECT_EQ(EPERM, errno);
 	EXPECT_EQ(0, process_memwatch(self->pidfd, &arg, sizeof(arg),
 				      MEMWATCH_WP_MATCHING));
-	for (i = 0; i < NPAGES; i++)
+	for (i = 0; i < NPAGES; i++) {
 		ASSERT_EQ(0, pm_uffd_wp(self->addr, i)) {
 			TH_LOG("page %zu protected in a sync uffd-wp VMA", i);
 		}
+	}
 	/* So this cannot block on the synchronous userfaultfd */
 	write_pattern(self->addr, "0000000000000001");
 	sd_expect(self->addr, 0, "1111000011110001");
@@ -3980,10 +3981,11 @@ static void __expect_span(struct __test_metadata *_metadata, int pidfd,
 	ASSERT_NE(NULL, map);
 	EXPECT_EQ(last - first, __mw_scan(_metadata, pidfd, p, n, 0, cat,
 					  map));
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		ASSERT_EQ(i >= first && i < last, map[i]) {
 			TH_LOG("page %zu", i);
 		}
+	}
 	free(map);
 }
 
@@ -4881,10 +4883,11 @@ static void __runs(struct __test_metadata *_metadata, int pidfd, char *p,
 				for (a = now[i].start; a < now[i].end;
 				     a += pagesize)
 					left[(a - base) / pagesize] = 1;
-			for (j = 0; j < RUN_PAGES; j++)
+			for (j = 0; j < RUN_PAGES; j++) {
 				ASSERT_EQ(want[j] && !seen[j], left[j]) {
 					TH_LOG("cfg %zu: page %zu", c, j);
 				}
+			}
 		}
 		for (j = 0; j < RUN_PAGES; j++)
 			ASSERT_EQ(want[j], seen[j]);
@@ -6339,10 +6342,11 @@ TEST_F(memwatch, tagged_walk_end)
 		}
 		pos = arg.walk_end;
 	}
-	for (i = 0; i < NPAGES; i++)
+	for (i = 0; i < NPAGES; i++) {
 		EXPECT_EQ(pattern[i] == '1', seen[i]) {
 			TH_LOG("page %zu", i);
 		}
+	}
 	sd_expect(self->addr, 0, "0000000000000000");
 }
 
