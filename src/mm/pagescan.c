@@ -57,6 +57,23 @@
 #define PAGESCAN_SIMPLE_CATS	(PAGE_IS_PRESENT | PAGE_IS_WRITTEN |	\
 				 PAGE_IS_SOFT_DIRTY | PAGE_IS_WPALLOWED)
 
+/* Categories no region can have: a present PTE of this kind cannot match */
+#define PAGESCAN_NO_MATCH	(~0UL)
+
+/* The TLB flush a page table needs after its entries changed */
+struct pagescan_flush {
+	unsigned long start, end;
+};
+
+/* The loops of pagescan_fast(), by quick test and change */
+enum pagescan_fast {
+	PAGESCAN_SLOW,		/* none: the general loop */
+	PAGESCAN_FAST_SD,	/* soft-dirty, reported */
+	PAGESCAN_FAST_SD_CLEAR,	/* soft-dirty, reported and cleared */
+	PAGESCAN_FAST_WR,	/* written, reported */
+	PAGESCAN_FAST_WR_WP,	/* written, reported and write-protected */
+};
+
 /* Why the walk of a chunk stopped before the end of the range */
 enum pagescan_stop {
 	PAGESCAN_WALKING = 0,
@@ -89,11 +106,13 @@ struct pagescan_walk {
 	 * mask of those that match.
 	 */
 	unsigned long present_cats[4];
+	unsigned long present_out[4];	/* & return_mask, or NO_MATCH */
 	unsigned int present_match;
 
 	/*
-	 * Output: cur is the last, possibly open, region of buf, and last
-	 * the last of the buf_cap entries this chunk may fill
+	 * Output: cur is the last, possibly open, region of buf (buf[-1]
+	 * when there is none), and last the last of the buf_cap entries
+	 * this chunk may fill
 	 */
 	struct page_region *buf, *cur, *last;
 	unsigned long buf_len, buf_cap;
@@ -112,6 +131,9 @@ struct pagescan_walk {
 	bool wrlocked;		/* this chunk holds the mmap lock for write */
 	bool notifying;		/* range is being invalidated */
 	struct mmu_notifier_range range;
+	/* The flush the page table being walked needs: pagescan_flush_add() */
+	struct pagescan_flush tflush;
+	const unsigned long *pin_word;	/* pagescan_pin_word() of the VMA */
 	/* The TLB flush owed for changed entries: pagescan_flush_tlb() */
 	struct vm_area_struct *flush_vma;
 	unsigned long flush_start, flush_end;
@@ -277,7 +299,7 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 
 	if (pagescan_extends(w, cats, addr))
 		return end;
-	if (w->cur->end && w->cur == w->last)
+	if (w->cur == w->last)
 		return addr;
 	return end;
 }
@@ -298,11 +320,9 @@ static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
 	if (w->buf) {
 		cur = w->cur;
 		if (!pagescan_extends(w, cats, addr)) {
-			if (cur->end) {
-				if (cur == w->last)
-					return false;
-				w->cur = ++cur;
-			}
+			if (cur == w->last)
+				return false;
+			w->cur = ++cur;
 			cur->start = addr;
 			cur->categories = cats & w->return_mask;
 		}
@@ -451,62 +471,100 @@ static __always_inline unsigned long pagescan_first4(pte_t *g,
 	return 3;
 }
 
+/* Which of the four entries at @g has a bit of @mask set first, or 4 */
+static __always_inline unsigned int pagescan_each4(pte_t *g, u64 mask)
+{
+	if (pagescan_peek(g) & mask)
+		return 0;
+	if (pagescan_peek(g + 1) & mask)
+		return 1;
+	if (pagescan_peek(g + 2) & mask)
+		return 2;
+	if (pagescan_peek(g + 3) & mask)
+		return 3;
+	return 4;
+}
+
 /*
- * The first of the entries @i to @nr - 1 at @pte that may match by the quick
- * test, or @nr: those whose bits of @mask are all clear (all set, if @set)
- * cannot. The entries are tested on the OR (the AND, if @set) of their
- * values: the three quarters from @i one by one first, since written pages
- * cluster, then a group at a time; the quarter of a group that hits, and
- * the entry of a quarter that hits, are picked from the folds without a
- * loop. The reads are written out, so that every build runs them unrolled.
- * An entry returned may not match after all: the caller reads it again and
- * tests it in full.
+ * The quick test: an entry whose bits of @mask are all clear (all set, if
+ * @set) cannot match. pagescan_skip() finds the first entry from @p that
+ * may, or @end: it tests the three quarters of a group that follow @p first,
+ * since written pages cluster (pagescan_near(), which returns the index of
+ * the entry, or 12), then a group at a time (pagescan_far()). The entries
+ * of a group are tested on the OR (the AND, if @set) of their values, and
+ * the quarter that hits, then the entry, picked from the folds without a
+ * loop; near entries with a bit that must be set are tested one by one,
+ * which costs no more than the fold. The reads are written out, so that
+ * every build runs them unrolled. An entry returned may not match after
+ * all: the caller reads it again and tests it in full.
  */
-static __always_inline unsigned long pagescan_skip(pte_t *pte,
-						   unsigned long i,
-						   unsigned long nr, u64 mask,
-						   bool set)
+static __always_inline unsigned int pagescan_near(pte_t *p, u64 mask,
+						  bool set)
+{
+	unsigned int k;
+
+	if (!set) {
+		k = pagescan_each4(p, mask);
+		if (k < 4)
+			return k;
+		k = pagescan_each4(p + 4, mask);
+		if (k < 4)
+			return 4 + k;
+		return 8 + pagescan_each4(p + 8, mask);
+	}
+	if (pagescan_hit(pagescan_fold4(p, set), mask, set))
+		return pagescan_first4(p, mask, set);
+	if (pagescan_hit(pagescan_fold4(p + 4, set), mask, set))
+		return 4 + pagescan_first4(p + 4, mask, set);
+	if (pagescan_hit(pagescan_fold4(p + 8, set), mask, set))
+		return 8 + pagescan_first4(p + 8, mask, set);
+	return 3 * PAGESCAN_QUARTER;
+}
+
+/* The first entry from @p to @end that may match, a group at a time */
+static __always_inline pte_t *pagescan_far(pte_t *p, pte_t *end, u64 mask,
+					   bool set)
 {
 	u64 q0, q1, q2, q3;
-	pte_t *g;
 
-	/* Three quarters, then whole groups */
-	if (i + 3 * PAGESCAN_QUARTER <= nr) {
-		g = pte + i;
-		if (pagescan_hit(pagescan_fold4(g, set), mask, set))
-			return i + pagescan_first4(g, mask, set);
-		if (pagescan_hit(pagescan_fold4(g + 4, set), mask, set))
-			return i + 4 + pagescan_first4(g + 4, mask, set);
-		if (pagescan_hit(pagescan_fold4(g + 8, set), mask, set))
-			return i + 8 + pagescan_first4(g + 8, mask, set);
-		i += 3 * PAGESCAN_QUARTER;
-	}
-	for (; i + PAGESCAN_GROUP <= nr; i += PAGESCAN_GROUP) {
-		g = pte + i;
-		q0 = pagescan_fold4(g, set);
-		q1 = pagescan_fold4(g + 4, set);
-		q2 = pagescan_fold4(g + 8, set);
-		q3 = pagescan_fold4(g + 12, set);
+	for (; end - p >= PAGESCAN_GROUP; p += PAGESCAN_GROUP) {
+		q0 = pagescan_fold4(p, set);
+		q1 = pagescan_fold4(p + 4, set);
+		q2 = pagescan_fold4(p + 8, set);
+		q3 = pagescan_fold4(p + 12, set);
 		if (!pagescan_hit(set ? q0 & q1 & q2 & q3 : q0 | q1 | q2 | q3,
 				  mask, set))
 			continue;
 		if (pagescan_hit(q0, mask, set))
-			return i + pagescan_first4(g, mask, set);
+			return p + pagescan_first4(p, mask, set);
 		if (pagescan_hit(q1, mask, set))
-			return i + 4 + pagescan_first4(g + 4, mask, set);
+			return p + 4 + pagescan_first4(p + 4, mask, set);
 		if (pagescan_hit(q2, mask, set))
-			return i + 8 + pagescan_first4(g + 8, mask, set);
-		return i + 12 + pagescan_first4(g + 12, mask, set);
+			return p + 8 + pagescan_first4(p + 8, mask, set);
+		return p + 12 + pagescan_first4(p + 12, mask, set);
 	}
-	for (; i + PAGESCAN_QUARTER <= nr; i += PAGESCAN_QUARTER) {
-		g = pte + i;
-		if (pagescan_hit(pagescan_fold4(g, set), mask, set))
-			return i + pagescan_first4(g, mask, set);
+	for (; end - p >= PAGESCAN_QUARTER; p += PAGESCAN_QUARTER)
+		if (pagescan_hit(pagescan_fold4(p, set), mask, set))
+			return p + pagescan_first4(p, mask, set);
+	for (; p < end; p++)
+		if (pagescan_hit(pagescan_peek(p), mask, set))
+			return p;
+	return end;
+}
+
+/* The first entry from @p to @end that may match */
+static __always_inline pte_t *pagescan_skip(pte_t *p, pte_t *end, u64 mask,
+					    bool set)
+{
+	unsigned int k;
+
+	if (p + 3 * PAGESCAN_QUARTER <= end) {
+		k = pagescan_near(p, mask, set);
+		if (k < 3 * PAGESCAN_QUARTER)
+			return p + k;
+		p += 3 * PAGESCAN_QUARTER;
 	}
-	for (; i < nr; i++)
-		if (pagescan_hit(pagescan_peek(pte + i), mask, set))
-			return i;
-	return nr;
+	return pagescan_far(p, end, mask, set);
 }
 
 /*
@@ -615,28 +673,39 @@ static pte_t pagescan_swp_clean(pte_t pte)
  * write fault, and in a shared mapping an O_DIRECT read into it would go
  * unreported.
  */
+static const unsigned long pagescan_may_pin = ~0UL;
+
+/*
+ * The word whose MMF_HAS_PINNED bit says whether a page of @vma may be
+ * pinned. A page of a COW mapping is pinned only through this mm,
+ * exclusive (GUP unshares it first), which then has MMF_HAS_PINNED: the
+ * folio lookup is skipped in the common case, as clear_refs does. Any
+ * page of another mapping may be pinned: its word has every bit set.
+ */
+static inline const unsigned long *pagescan_pin_word(struct vm_area_struct *vma)
+{
+	if (is_cow_mapping(vma->vm_flags))
+		return &vma->vm_mm->flags;
+	return &pagescan_may_pin;
+}
+
 static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
-						struct mm_struct *mm,
-						unsigned long addr, pte_t ptent,
-						bool cow)
+						const unsigned long *pin_word,
+						unsigned long addr, pte_t ptent)
 {
 	struct folio *folio;
 
-	/*
-	 * A page of a COW mapping is pinned only through this mm, exclusive
-	 * (GUP unshares it first), which then has MMF_HAS_PINNED: skip the
-	 * folio lookup in the common case, as clear_refs does.
-	 */
-	if (cow && likely(!test_bit(MMF_HAS_PINNED, &mm->flags)))
+	if (likely(!test_bit(MMF_HAS_PINNED, pin_word)))
 		return false;
 	folio = vm_normal_folio(vma, addr, ptent);
 	return folio && folio_maybe_dma_pinned(folio);
 }
 
 /*
- * Clear the soft-dirty state of one matching present PTE. A pinned page
- * keeps its write access and is made soft-dirty instead, so that it keeps
- * being reported while it is pinned. @cow: is_cow_mapping() of @vma.
+ * Clear the soft-dirty state of one matching present PTE that is soft-dirty
+ * or writable. A pinned page keeps its write access and is made soft-dirty
+ * instead, so that it keeps being reported while it is pinned. @pin_word:
+ * pagescan_pin_word() of @vma.
  *
  * GUP-fast pins a page without the page table lock and then reads the entry
  * again, dropping the pin if it changed. So the pin is tested only once the
@@ -646,29 +715,39 @@ static __always_inline bool pagescan_pte_pinned(struct vm_area_struct *vma,
  * backs off, or the pin is seen here (as KSM's write_protect_page() does).
  * Tested first, a pin taken in between would let a DMA write the page behind
  * a clean entry.
- *
- * Return: true if the PTE changed and the TLB needs a flush.
  */
-static __always_inline bool pagescan_clear_present(struct vm_area_struct *vma,
-						   struct mm_struct *mm,
-						   unsigned long addr,
-						   pte_t *pte, pte_t ptent,
-						   bool cow)
+static __always_inline void pagescan_clean_present(struct vm_area_struct *vma,
+						   const unsigned long *pin_word,
+						   unsigned long addr, pte_t *pte)
 {
+	struct mm_struct *mm = vma->vm_mm;
 	pte_t old, new;
 
-	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
-		return false;
-	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
-		return false;
 	old = ptep_get_and_clear(mm, addr, pte);
 	/* Pairs with the barrier after GUP-fast takes its pin */
 	smp_mb();
-	if (pagescan_pte_pinned(vma, mm, addr, old, cow))
+	if (pagescan_pte_pinned(vma, pin_word, addr, old))
 		new = pte_mksoft_dirty(old);
 	else
 		new = pte_clear_soft_dirty(pte_wrprotect(old));
 	set_pte_at(mm, addr, pte, new);
+}
+
+/*
+ * pagescan_clean_present() for a matching present PTE of value @ptent, if
+ * it is soft-dirty or writable. Return: true if the PTE changed and the
+ * TLB needs a flush.
+ */
+static __always_inline bool pagescan_clear_present(struct vm_area_struct *vma,
+						   const unsigned long *pin_word,
+						   unsigned long addr,
+						   pte_t *pte, pte_t ptent)
+{
+	if (!IS_ENABLED(CONFIG_MEM_SOFT_DIRTY))
+		return false;
+	if (!pte_soft_dirty(ptent) && !pte_write(ptent))
+		return false;
+	pagescan_clean_present(vma, pin_word, addr, pte);
 	return true;
 }
 
@@ -688,8 +767,8 @@ static bool pagescan_clear_pte(struct vm_area_struct *vma, unsigned long addr,
 			set_pte_at(vma->vm_mm, addr, pte, new);
 		return false;
 	}
-	return pagescan_clear_present(vma, vma->vm_mm, addr, pte, ptent,
-				      is_cow_mapping(vma->vm_flags));
+	return pagescan_clear_present(vma, pagescan_pin_word(vma), addr, pte,
+				      ptent);
 }
 
 /* Clear soft-dirty and/or uffd-wp one matching PTE; true if TLB flush */
@@ -747,14 +826,14 @@ static noinline bool pagescan_clear_run(struct vm_area_struct *vma,
 					unsigned long addr, pte_t *pte,
 					unsigned long nr)
 {
-	/* Read once: the barrier of each entry would read them again */
-	struct mm_struct *mm = vma->vm_mm;
-	bool cow = is_cow_mapping(vma->vm_flags), flush = false;
+	/* Read once: the barrier of each entry would read it again */
+	const unsigned long *pin_word = pagescan_pin_word(vma);
+	bool flush = false;
 	pte_t *end;
 
 	for (end = pte + nr; pte < end; pte++, addr += PAGE_SIZE)
-		flush |= pagescan_clear_present(vma, mm, addr, pte,
-						ptep_get(pte), cow);
+		flush |= pagescan_clear_present(vma, pin_word, addr, pte,
+						ptep_get(pte));
 	return flush;
 }
 
@@ -762,8 +841,8 @@ static noinline bool pagescan_clear_run(struct vm_area_struct *vma,
  * pagescan_change_pte() for @nr matching present PTEs from @pte, the first
  * of value @first, mapping from @addr, all with categories @cats from
  * their bits alone: each takes one of the two changes directly.
- * @clear_sd, @wp: those of @w, at least one set; @cow: is_cow_mapping() of
- * @vma; all read once for the page table.
+ * @clear_sd, @wp: those of @w, at least one set, read once for the page
+ * table.
  * Return: true if the TLB needs a flush.
  */
 static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
@@ -771,7 +850,7 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 						unsigned long addr, pte_t *pte,
 						pte_t first, unsigned long nr,
 						unsigned long cats, bool clear_sd,
-						bool wp, bool cow)
+						bool wp)
 {
 	bool flush = false;
 	unsigned long k;
@@ -779,8 +858,8 @@ static __always_inline bool pagescan_change_run(struct pagescan_walk *w,
 	if (!wp) {
 		/* A page on its own is cleared inline: a call costs more */
 		if (nr == 1)
-			return pagescan_clear_present(vma, vma->vm_mm, addr,
-						      pte, first, cow);
+			return pagescan_clear_present(vma, w->pin_word, addr,
+						      pte, first);
 		return pagescan_clear_run(vma, addr, pte, nr);
 	}
 	if (!clear_sd) {
@@ -945,11 +1024,6 @@ static int pagescan_thp_entry(pmd_t *pmd, unsigned long addr,
 }
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
-/* The TLB flush a page table needs after its entries changed */
-struct pagescan_flush {
-	unsigned long start, end;
-};
-
 static __always_inline void pagescan_flush_add(struct pagescan_flush *f,
 					       unsigned long start,
 					       unsigned long end)
@@ -972,7 +1046,7 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 					      pte_t ptent, unsigned long left,
 					      unsigned long cats,
 					      struct pagescan_flush *flush,
-					      bool clear_sd, bool wp, bool cow,
+					      bool clear_sd, bool wp,
 					      unsigned long *n)
 {
 	bool change = clear_sd || wp, stop;
@@ -984,7 +1058,7 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 		   pagescan_add_within(w, cats, addr, next))) {
 		if (change &&
 		    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats,
-					clear_sd, wp, cow))
+					clear_sd, wp))
 			pagescan_flush_add(flush, addr, next);
 		return false;
 	}
@@ -992,27 +1066,248 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 	*n = (next - addr) >> PAGE_SHIFT;
 	if (change && *n &&
 	    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats, clear_sd,
-				wp, cow))
+				wp))
 		pagescan_flush_add(flush, addr, next);
 	return stop;
 }
 
 /*
+ * Whether a non-present entry may match. Out of line: the loop of
+ * pagescan_fast() meets few, and keeps its registers.
+ */
+static noinline bool pagescan_may_match(const struct pagescan_walk *w,
+					pte_t ptent)
+{
+	if (pte_none(ptent))
+		return w->none_match;
+	return pagescan_pte_may_match(w->need_sd, w->need_written, ptent);
+}
+
+/*
+ * The loop of pagescan_ptes() for simple masks with a quick test and a
+ * bounce buffer (pagescan_fast_loop()), from entry @i of the @nr at @pte,
+ * mapping from @addr: it reports and changes the present entries that
+ * match, skips those that do not, and returns the index of the first entry
+ * it leaves to the general loop (one that is not present and may match, a
+ * run that does not fit whole under max_pages, or a region the buffer has
+ * no room for), or @nr. @set: as pagescan_quick_test() gives it; @clear_sd,
+ * @wp: those of @w, not both.
+ *
+ * A matching entry has the soft-dirty bit with @clear_sd, and no uffd-wp
+ * bit with @wp: every page it reports changes. Its state lives in
+ * registers: the output pointer and max_pages left, and the address of an
+ * entry computed from the address of the entry itself.
+ */
+static __always_inline unsigned long
+pagescan_fast(struct pagescan_walk *w, struct vm_area_struct *vma,
+	      pte_t *pte, unsigned long addr, unsigned long i,
+	      unsigned long nr, u64 qmask, bool set, bool clear_sd, bool wp)
+{
+	/* The address an entry maps: base + its own address * ratio */
+	const unsigned long ratio = PAGE_SIZE / sizeof(pte_t);
+	unsigned long base = addr - (unsigned long)pte * ratio;
+	unsigned long left = w->pages_left, a, n, out;
+	struct page_region *cur = w->cur, *first = cur;
+	unsigned long first_end = cur->end;
+	pte_t *p = pte + i, *end = pte + nr;
+	unsigned int k;
+	pte_t ptent;
+
+	for (;;) {
+		if (p + 3 * PAGESCAN_QUARTER <= end) {
+			k = pagescan_near(p, qmask, set);
+			if (k < 3 * PAGESCAN_QUARTER) {
+				p += k;
+				goto hit;
+			}
+			p += 3 * PAGESCAN_QUARTER;
+		}
+		p = pagescan_far(p, end, qmask, set);
+		if (p == end)
+			break;
+hit:
+		ptent = ptep_get(p);
+		if (!pte_present(ptent)) {
+			if (pagescan_may_match(w, ptent))
+				break;
+			p++;
+			continue;
+		}
+		out = w->present_out[pagescan_present_kind(ptent)];
+		if (out == PAGESCAN_NO_MATCH) {
+			p++;
+			continue;
+		}
+		/* An entry that fails the quick test ends the run */
+		n = 1;
+		if (p + 1 < end &&
+		    pagescan_hit(pagescan_peek(p + 1), qmask, set)) {
+			n = pagescan_run(p, ptent, end - p);
+			if (n > 1)
+				goto run;
+		}
+		/* A page on its own, as scattered writes leave them */
+		if (!left)
+			break;
+		a = base + (unsigned long)p * ratio;
+		if (cur->end != a || cur->categories != out) {
+			if (cur == w->last)
+				break;
+			cur++;
+			cur->start = a;
+			cur->categories = out;
+		}
+		cur->end = a + PAGE_SIZE;
+		left--;
+		/* Soft-dirty, or it would not match */
+		if (clear_sd)
+			pagescan_clean_present(vma, w->pin_word, a, p);
+		else if (wp)
+			make_uffd_wp_pte_present(vma, a, p);
+		p++;
+		continue;
+run:
+		if (n > left)
+			break;
+		a = base + (unsigned long)p * ratio;
+		if (cur->end != a || cur->categories != out) {
+			if (cur == w->last)
+				break;
+			cur++;
+			cur->start = a;
+			cur->categories = out;
+		}
+		cur->end = a + n * PAGE_SIZE;
+		left -= n;
+		if (clear_sd) {
+			pagescan_clear_run(vma, a, p, n);
+		} else if (wp) {
+			for (i = 0; i < n; i++)
+				make_uffd_wp_pte_present(vma, a + i * PAGE_SIZE,
+							 p + i);
+		}
+		p += n;
+	}
+	/*
+	 * Every page reported here changed: the flush covers from the first
+	 * (the end of the region open on entry, if that grew, or the start of
+	 * the next) to the last.
+	 */
+	if ((clear_sd || wp) && left != w->pages_left) {
+		if (!w->tflush.end)
+			w->tflush.start = first->end != first_end ?
+					  first_end : first[1].start;
+		w->tflush.end = cur->end;
+	}
+	w->cur = cur;
+	w->pages_left = left;
+	return p - pte;
+}
+
+/* The mask of quick test @set as a constant where there is one, or @qmask */
+static __always_inline u64 pagescan_quick_mask(bool set, u64 qmask)
+{
+	bool s = false;
+	u64 m = 0;
+
+	return pagescan_quick_test(!set, set, &m, &s) ? m : qmask;
+}
+
+/*
+ * pagescan_fast() out of line, one copy for each loop of enum
+ * pagescan_fast, so that each gets registers of its own
+ */
+static noinline unsigned long
+pagescan_fast_sd(struct pagescan_walk *w, struct vm_area_struct *vma,
+		 pte_t *pte, unsigned long addr, unsigned long i,
+		 unsigned long nr, u64 qmask)
+{
+	return pagescan_fast(w, vma, pte, addr, i, nr,
+			     pagescan_quick_mask(false, qmask), false, false,
+			     false);
+}
+
+static noinline unsigned long
+pagescan_fast_sd_clear(struct pagescan_walk *w, struct vm_area_struct *vma,
+		       pte_t *pte, unsigned long addr, unsigned long i,
+		       unsigned long nr, u64 qmask)
+{
+	return pagescan_fast(w, vma, pte, addr, i, nr,
+			     pagescan_quick_mask(false, qmask), false, true,
+			     false);
+}
+
+static noinline unsigned long
+pagescan_fast_wr(struct pagescan_walk *w, struct vm_area_struct *vma,
+		 pte_t *pte, unsigned long addr, unsigned long i,
+		 unsigned long nr, u64 qmask)
+{
+	return pagescan_fast(w, vma, pte, addr, i, nr,
+			     pagescan_quick_mask(true, qmask), true, false,
+			     false);
+}
+
+static noinline unsigned long
+pagescan_fast_wr_wp(struct pagescan_walk *w, struct vm_area_struct *vma,
+		    pte_t *pte, unsigned long addr, unsigned long i,
+		    unsigned long nr, u64 qmask)
+{
+	return pagescan_fast(w, vma, pte, addr, i, nr,
+			     pagescan_quick_mask(true, qmask), true, false,
+			     true);
+}
+
+/* Which loop of pagescan_fast() walks a table with quick test @set */
+static enum pagescan_fast pagescan_fast_loop(const struct pagescan_walk *w,
+					     bool set)
+{
+	if (!w->simple || !w->buf)
+		return PAGESCAN_SLOW;
+	if (!set && !w->wp)
+		return w->clear_sd ? PAGESCAN_FAST_SD_CLEAR : PAGESCAN_FAST_SD;
+	if (set && !w->clear_sd)
+		return w->wp ? PAGESCAN_FAST_WR_WP : PAGESCAN_FAST_WR;
+	return PAGESCAN_SLOW;
+}
+
+static unsigned long pagescan_fast_call(struct pagescan_walk *w,
+					struct vm_area_struct *vma,
+					pte_t *pte, unsigned long addr,
+					unsigned long i, unsigned long nr,
+					u64 qmask, enum pagescan_fast fast)
+{
+	switch (fast) {
+	case PAGESCAN_FAST_SD:
+		return pagescan_fast_sd(w, vma, pte, addr, i, nr, qmask);
+	case PAGESCAN_FAST_SD_CLEAR:
+		return pagescan_fast_sd_clear(w, vma, pte, addr, i, nr, qmask);
+	case PAGESCAN_FAST_WR:
+		return pagescan_fast_wr(w, vma, pte, addr, i, nr, qmask);
+	case PAGESCAN_FAST_WR_WP:
+		return pagescan_fast_wr_wp(w, vma, pte, addr, i, nr, qmask);
+	default:
+		return i;
+	}
+}
+
+/*
  * Report and change the @nr entries of a locked page table from @pte,
  * mapping from @addr. With @quick, only entries that pass the quick test of
- * @qmask and @set are read in full (pagescan_skip()). Inlined once for each
- * kind of quick test, so that each loop keeps its state in registers.
- * Return: true when the walk stops.
+ * @qmask and @set are read in full (pagescan_skip()), and @fast, if not
+ * PAGESCAN_SLOW, walks them until it meets an entry it leaves to this
+ * loop. Inlined once for each kind of quick test, so that each loop keeps
+ * its state in registers. Return: true when the walk stops.
  */
 static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 					  struct vm_area_struct *vma,
 					  pte_t *pte, unsigned long addr,
 					  unsigned long nr,
 					  struct pagescan_flush *flush,
-					  bool quick, u64 qmask, bool set)
+					  bool quick, u64 qmask, bool set,
+					  enum pagescan_fast fast)
 {
 	bool simple = w->simple, clear_sd = w->clear_sd, wp = w->wp;
-	bool change = clear_sd || wp, cow = is_cow_mapping(vma->vm_flags);
+	bool change = clear_sd || wp;
 	unsigned long vma_cats = w->vma_cats;
 	unsigned int k, match = w->present_match;
 	unsigned long i, a, next, cats, n;
@@ -1020,11 +1315,13 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 
 	/* With @quick, pagescan_skip() tests the end of the table */
 	for (i = 0; quick || i < nr; i++) {
-		if (quick) {
-			i = pagescan_skip(pte, i, nr, qmask, set);
-			if (i == nr)
-				break;
-		}
+		if (fast != PAGESCAN_SLOW)
+			i = pagescan_fast_call(w, vma, pte, addr, i, nr, qmask,
+					       fast);
+		else if (quick)
+			i = pagescan_skip(pte + i, pte + nr, qmask, set) - pte;
+		if (quick && i == nr)
+			break;
 		a = addr + i * PAGE_SIZE;
 		p = pte + i;
 		ptent = ptep_get(p);
@@ -1036,7 +1333,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 				cats = w->present_cats[k];
 				if (pagescan_ptes_run(w, vma, p, a, ptent, nr - i,
 						      cats, flush, clear_sd,
-						      wp, cow, &n))
+						      wp, &n))
 					return true;
 				i += n - 1;
 				continue;
@@ -1078,16 +1375,20 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 {
 	struct pagescan_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
-	struct pagescan_flush flush = { 0, 0 };
+	struct pagescan_flush *flush = &w->tflush;
 	unsigned long nr = (end - addr) >> PAGE_SHIFT;
+	enum pagescan_fast fast = PAGESCAN_SLOW;
 	bool quick, qset = false;
 	u64 qmask = 0;
 	pte_t *start_pte;
 	spinlock_t *ptl;		/* page table lock */
 
+	*flush = (struct pagescan_flush){ 0, 0 };
 	/* An empty entry has no soft-dirty bit: it must not match */
 	quick = pagescan_quick_test(w->need_sd && !w->none_match,
 				    w->need_written, &qmask, &qset);
+	if (quick)
+		fast = pagescan_fast_loop(w, qset);
 
 	if (w->clear_sd || w->wp)
 		pagescan_pend(w);
@@ -1105,18 +1406,18 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 		flush_tlb_batched_pending(walk->mm);
 	arch_enter_lazy_mmu_mode();
 	if (quick && qset)
-		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, true, qmask,
-			      true);
+		pagescan_ptes(w, vma, start_pte, addr, nr, flush, true, qmask,
+			      true, fast);
 	else if (quick)
-		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, true, qmask,
-			      false);
+		pagescan_ptes(w, vma, start_pte, addr, nr, flush, true, qmask,
+			      false, fast);
 	else
-		pagescan_ptes(w, vma, start_pte, addr, nr, &flush, false, 0,
-			      false);
+		pagescan_ptes(w, vma, start_pte, addr, nr, flush, false, 0,
+			      false, PAGESCAN_SLOW);
 	/* Leave lazy MMU mode first, so that the updates are visible. */
 	arch_leave_lazy_mmu_mode();
-	if (flush.end)
-		pagescan_owe_flush(w, vma, flush.start, flush.end);
+	if (flush->end)
+		pagescan_owe_flush(w, vma, flush->start, flush->end);
 	pte_unmap_unlock(start_pte, ptl);
 	pagescan_unpend(w);
 	cond_resched();
@@ -1557,8 +1858,12 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 		w->present_cats[k] = cats | PAGE_IS_PRESENT |
 				     (k & 1 ? 0 : PAGE_IS_WRITTEN) |
 				     (k & 2 ? PAGE_IS_SOFT_DIRTY : 0);
-		if (pagescan_match(w, w->present_cats[k]))
+		w->present_out[k] = PAGESCAN_NO_MATCH;
+		if (pagescan_match(w, w->present_cats[k])) {
 			w->present_match |= BIT(k);
+			w->present_out[k] = w->present_cats[k] &
+					    w->return_mask;
+		}
 	}
 
 	/*
@@ -1572,6 +1877,7 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 			(vma->vm_flags & VM_MAYSHARE));
 	w->clear_vma = w->clear_sd && (vma->vm_flags & VM_SOFTDIRTY);
 	w->wp = w->flags & PAGESCAN_WP;
+	w->pin_word = pagescan_pin_word(vma);
 	return 0;
 }
 
@@ -1684,9 +1990,10 @@ static int pagescan_flush(struct pagescan_walk *w, bool final)
 
 	if (!w->buf)
 		return 0;
-	n = w->cur - w->buf;
-	if (final && w->cur->end)
-		n++;
+	/* The regions in buf; the last one may still grow, unless @final */
+	n = w->cur + 1 - w->buf;
+	if (n && !final)
+		n--;
 	if (n) {
 		if (copy_to_user(w->vec_out, w->buf, n * sizeof(*w->buf))) {
 			w->lost = true;
@@ -1696,9 +2003,11 @@ static int pagescan_flush(struct pagescan_walk *w, bool final)
 		w->vec_left -= n;
 		w->nr_out += n;
 	}
-	/* The last region may still grow: carry it over. */
-	w->buf[0] = *w->cur;
-	w->cur = w->buf;
+	/* Carry it over. */
+	if (w->cur >= w->buf) {
+		w->buf[0] = *w->cur;
+		w->cur = w->buf;
+	}
 	return 0;
 }
 
@@ -1843,21 +2152,27 @@ int pagescan(struct mm_struct *mm, struct pagescan *scan)
 	int err = 0;
 
 	if (w.vec_left) {
-		w.buf = kmalloc_array(min_t(u64, w.buf_len, w.vec_left),
+		w.buf = kmalloc_array(min_t(u64, w.buf_len, w.vec_left) + 1,
 				      sizeof(*w.buf), GFP_KERNEL);
 		if (!w.buf) {
 			err = -ENOMEM;
 			goto out;
 		}
-		/* Empty: pagescan_extends() reads its end and categories */
-		w.buf[0] = (struct page_region){ 0 };
-		w.cur = w.buf;
+		/*
+		 * w.cur is the last region of buf, or buf[-1] when there is
+		 * none: no region extends it (pagescan_extends()).
+		 */
+		w.buf[0] = (struct page_region){
+			.categories = PAGESCAN_NO_MATCH,
+		};
+		w.cur = w.buf++;
 	}
 	err = pagescan_walk(&w, mm);
 	/* What was found before an error is copied out all the same */
 	if (!w.lost && pagescan_flush(&w, true) && !err)
 		err = -EFAULT;
-	kfree(w.buf);
+	if (w.buf)
+		kfree(w.buf - 1);
 out:
 	scan->walk_end = w.walk_end ?: scan->start;
 	scan->nr_out = w.nr_out;
