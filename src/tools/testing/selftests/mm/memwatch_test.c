@@ -4935,6 +4935,256 @@ TEST_F(memwatch, runs_every_bound)
 }
 
 /*
+ * The loop for the usual masks reports present pages itself, skips the
+ * entries that cannot match and leaves the others to the general code. In
+ * an async uffd-wp range, one page table holds written (w) and protected
+ * (p) present pages, markers (m: empty when the range was protected, as an
+ * anonymous zap leaves none), empty entries (e: written, then zapped) and
+ * swapped pages, written (W) and protected
+ * (P), each after present ones: process_memwatch and PAGEMAP_SCAN report
+ * written exactly w, e and W, and MEMWATCH_WP_MATCHING re-arms them all.
+ * Without swap, W and P stay present.
+ */
+TEST_F(memwatch, written_entry_kinds)
+{
+	static const char kinds[] = "wpmwWwePwmwPpeWw";
+	char want[NPAGES + 1] = "", map[NPAGES];
+	struct page_region vec[NPAGES];
+	char *a = self->addr;
+	bool swap = have_swap();
+	long ret, r;
+	uint64_t x;
+	size_t i;
+	int uffd;
+
+	ASSERT_EQ(NPAGES, strlen(kinds));
+	for (i = 0; i < NPAGES; i++)
+		if (kinds[i] == 'm')
+			ASSERT_EQ(0, madvise(a + i * pagesize, pagesize,
+					     MADV_DONTNEED));
+	uffd = uffd_wp_async(a, NPAGES * pagesize, false, true);
+	if (uffd < 0)
+		SKIP(return, "no async uffd-wp: %s", strerror(errno));
+	for (i = 0; i < NPAGES; i++)
+		if (kinds[i] == 'W')
+			touch(a, i);
+	for (i = 0; swap && i < NPAGES; i++) {
+		if (kinds[i] != 'W' && kinds[i] != 'P')
+			continue;
+		if (swap_out(self->pidfd, a + i * pagesize, 1) != 1) {
+			TH_LOG("page %zu not swapped out: W and P stay present",
+			       i);
+			swap = false;
+		}
+	}
+	for (i = 0; i < NPAGES; i++) {
+		if (kinds[i] == 'w' || kinds[i] == 'e')
+			touch(a, i);
+		if (kinds[i] == 'e')
+			ASSERT_EQ(0, madvise(a + i * pagesize, pagesize,
+					     MADV_DONTNEED));
+		want[i] = kinds[i] == 'w' || kinds[i] == 'e' ||
+			  kinds[i] == 'W' ? '1' : '0';
+	}
+	wr_expect(a, 0, want);
+
+	ret = pm_scan(a, NPAGES * pagesize, WR, 0, vec, NPAGES);
+	ASSERT_LE(0, ret);
+	memset(map, '0', sizeof(map));
+	for (r = 0; r < ret; r++)
+		for (x = vec[r].start; x < vec[r].end; x += pagesize)
+			map[(x - (uintptr_t)a) / pagesize] = '1';
+	ASSERT_EQ(0, memcmp(want, map, NPAGES)) {
+		TH_LOG("PAGEMAP_SCAN reported %.*s, wanted %s (swap %d)",
+		       NPAGES, map, want, swap);
+	}
+	wr_expect(a, MEMWATCH_WP_MATCHING, want);
+	wr_expect(a, 0, "0000000000000000");
+	for (i = 0; i < NPAGES; i++) {
+		if (kinds[i] == 'm' || kinds[i] == 'e')
+			continue;
+		EXPECT_EQ(1, pm_uffd_wp(a, i)) {
+			TH_LOG("page %zu (%c) not protected", i, kinds[i]);
+		}
+	}
+	close(uffd);
+}
+
+/*
+ * A call that re-arms pages flushes them from every TLB before it returns.
+ * A thread on another CPU writes the pages of a pattern, so that its TLB
+ * holds them writable, and waits without touching them; the monitor
+ * re-arms them in calls of vec_len regions at most, which must report the
+ * pattern; the thread then writes every page, and every page must be
+ * reported. A page the flush missed is written through the old TLB entry,
+ * without the fault that tracks it. The patterns cover three page tables:
+ * every page, one in two, one in ten, single pages and runs at and across
+ * the table boundaries (the first change of a table then extends the
+ * region of the one before), runs of seven.
+ */
+struct tlb_writer {
+	char *p;
+	const char *want;
+	size_t npages;
+	int seq, done, cpu;
+};
+
+static void *tlb_writer(void *data)
+{
+	struct tlb_writer *t = data;
+	int seq = 0, s;
+	size_t i;
+
+	pin_to_cpu(t->cpu);
+	for (;;) {
+		s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+		if (s < 0)
+			return NULL;
+		if (s == seq)
+			continue;
+		for (i = 0; i < t->npages; i++)
+			if (t->want[i])
+				touch(t->p, i);
+		seq = s;
+		__atomic_store_n(&t->done, s, __ATOMIC_RELEASE);
+	}
+}
+
+/* Have the writer write the pages of @want, and wait until it has */
+static void tlb_write(struct tlb_writer *t, const char *want)
+{
+	int s = t->seq + 1;
+
+	t->want = want;
+	__atomic_store_n(&t->seq, s, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) != s)
+		;
+}
+
+static bool tlb_pattern(int k, size_t i, size_t tbl)
+{
+	switch (k) {
+	case 0:
+		return true;
+	case 1:
+		return i % 2 == 0;
+	case 2:
+		return i % 10 == 3;
+	case 3:
+		return i % tbl == 0 || i % tbl == tbl - 1;
+	case 4:
+		return (i + 4) % tbl < 8 || (i + 9) % tbl < 3;
+	default:
+		return (i / 7) % 3 == 0;
+	}
+}
+
+/* Report and re-arm the @npages pages at @p by @how, @vec_len at a time */
+static void __tlb_scan(struct __test_metadata *_metadata, int pidfd,
+		       enum run_iface how, char *p, size_t npages,
+		       size_t vec_len, char *map)
+{
+	uint64_t base = (uintptr_t)p, end = PG(p, npages), pos, walk_end, a;
+	struct page_region vec[64];
+	long ret, i;
+
+	memset(map, 0, npages);
+	for (pos = base; pos < end; pos = walk_end) {
+		ret = __run_call(pidfd, how, pos, end, vec, vec_len, 0,
+				 &walk_end);
+		ASSERT_LE(0, ret);
+		ASSERT_LT(pos, walk_end);
+		for (i = 0; i < ret; i++)
+			for (a = vec[i].start; a < vec[i].end; a += pagesize)
+				map[(a - base) / pagesize] = 1;
+	}
+}
+
+#define TLB_CASE	"interface %zu, pattern %d, vec_len %zu"
+
+TEST_F_TIMEOUT(memwatch, tlb_flushed_every_pattern, 120)
+{
+	static const size_t vec_lens[] = { 1, 3, 64 };
+	static const enum run_iface ifaces[] = {
+		RUN_MW_SD, RUN_MW_WR, RUN_PM_WR,
+	};
+	size_t pmd = read_pmd_pagesize(), tbl, npages, len, i, v, f;
+	struct tlb_writer t = { 0 };
+	char *raw, *p, *want, *all, *map;
+	pthread_t thread;
+	int k, uffd = -1;
+
+	t.cpu = other_cpu();
+	if (t.cpu < 0)
+		SKIP(return, "one CPU: no other TLB to flush");
+	if (!pmd)
+		SKIP(return, "no THP here to give the page table span");
+	tbl = pmd / pagesize;
+	npages = 3 * tbl;
+	len = npages * pagesize;
+	raw = mmap(NULL, len + pmd, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	ASSERT_EQ(0, madvise(raw, len + pmd, MADV_NOHUGEPAGE));
+	p = (char *)(((uintptr_t)raw + pmd - 1) & ~(pmd - 1));
+	memset(p, 1, len);
+	want = malloc(npages);
+	all = malloc(npages);
+	map = malloc(npages);
+	ASSERT_TRUE(want && all && map);
+	memset(all, 1, npages);
+
+	pin_to_cpu(0);
+	t.p = p;
+	t.npages = npages;
+	t.want = all;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, tlb_writer, &t));
+	for (f = 0; f < ARRAY_SIZE(ifaces); f++) {
+		if (ifaces[f] != RUN_MW_SD && uffd < 0) {
+			uffd = uffd_wp_async(p, len, false, true);
+			if (uffd < 0) {
+				TH_LOG("no async uffd-wp: %s", strerror(errno));
+				break;
+			}
+		}
+		for (k = 0; k < 6; k++) {
+			for (i = 0; i < npages; i++)
+				want[i] = tlb_pattern(k, i, tbl);
+			for (v = 0; v < ARRAY_SIZE(vec_lens); v++) {
+				__tlb_scan(_metadata, self->pidfd, ifaces[f],
+					   p, npages, 64, map);
+				tlb_write(&t, want);
+				__tlb_scan(_metadata, self->pidfd, ifaces[f],
+					   p, npages, vec_lens[v], map);
+				ASSERT_EQ(0, memcmp(want, map, npages)) {
+					TH_LOG(TLB_CASE ": not the pages written",
+					       f, k, vec_lens[v]);
+				}
+				tlb_write(&t, all);
+				__tlb_scan(_metadata, self->pidfd,
+					   ifaces[f] == RUN_MW_SD ? RUN_MW_SD :
+								    RUN_MW_WR,
+					   p, npages, 64, map);
+				for (i = 0; i < npages; i++) {
+					ASSERT_EQ(1, map[i]) {
+						TH_LOG(TLB_CASE ": page %zu not reported",
+						       f, k, vec_lens[v], i);
+					}
+				}
+			}
+		}
+	}
+	__atomic_store_n(&t.seq, -1, __ATOMIC_RELEASE);
+	pthread_join(thread, NULL);
+	if (uffd >= 0)
+		close(uffd);
+	munmap(raw, len + pmd);
+	free(want);
+	free(all);
+	free(map);
+}
+
+/*
  * Page tables far apart: in a 1 GiB-aligned MAP_NORESERVE range, one page
  * written under each of a set of PMD entries at every position of a cache
  * line of entries, with the empty entries between (that the page walker
