@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
 #include <linux/memwatch.h>
@@ -44,6 +45,15 @@
 
 static struct page_region vec[VEC_LEN];
 static int pagemap;
+
+/* Guest time: under -icount shift=0, one nanosecond per instruction */
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
 
 static void die(const char *what)
 {
@@ -131,6 +141,7 @@ int main(int argc, char **argv)
 	size_t len = 1UL << 30, i, stride;
 	const char *mode;
 	int iters, it, pidfd = -1;
+	double t = 0, t0;
 	long n = 0;
 	char *p;
 
@@ -190,6 +201,7 @@ int main(int argc, char **argv)
 	for (i = 0; stride && i < len / PG; i += stride)
 		p[i * PG] = 2;
 	for (it = 0; it < iters; it++) {
+		t0 = now_ns();
 		if (!strcmp(mode, "wr"))
 			n = scan(p, len, 0, PAGE_IS_WRITTEN);
 		else if (!strcmp(mode, "sd"))
@@ -200,10 +212,12 @@ int main(int argc, char **argv)
 			n = memwatch_clear(pidfd, p, len);
 		else
 			return fprintf(stderr, "scan: unknown mode %s\n", mode), 2;
+		t += now_ns() - t0;
 		if (!strcmp(mode, "wp") || !strcmp(mode, "mw"))
 			for (i = 0; stride && i < len / PG; i += stride)
 				p[i * PG] = 3;
 	}
-	printf("scan %s %s: %ld regions\n", mode, argv[2], n);
+	printf("scan %s %s: %ld regions, %.2f ns per PTE in the scans\n",
+	       mode, argv[2], n, iters ? t / iters / (len / PG) : 0);
 	return 0;
 }
