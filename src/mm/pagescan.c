@@ -57,7 +57,11 @@
 #define PAGESCAN_SIMPLE_CATS	(PAGE_IS_PRESENT | PAGE_IS_WRITTEN |	\
 				 PAGE_IS_SOFT_DIRTY | PAGE_IS_WPALLOWED)
 
-/* Categories no region can have: a present PTE of this kind cannot match */
+/*
+ * Categories no region can have: a present PTE of this kind cannot match
+ * (pagescan_walk.present_out), and the sentinel before the bounce buffer,
+ * which no region extends
+ */
 #define PAGESCAN_NO_MATCH	(~0UL)
 
 /* The TLB flush a page table needs after its entries changed */
@@ -92,6 +96,7 @@ struct pagescan_walk {
 	/* State of the VMA being walked */
 	unsigned long vma_cats;
 	unsigned long none_cats;	/* an empty entry of a page table */
+	unsigned long none_out;		/* none_cats & return_mask */
 	unsigned long hole_cats;	/* a missing page table */
 	bool none_match, hole_match;
 	bool clear_sd;		/* clear soft-dirty on matching pages */
@@ -671,19 +676,20 @@ static pte_t pagescan_swp_clean(pte_t pte)
  * a fault, whatever its PTE says, so its soft-dirty state is never cleared:
  * in a COW mapping write-protecting it would also break the pin on the next
  * write fault, and in a shared mapping an O_DIRECT read into it would go
- * unreported.
+ * unreported. pagescan_pte_pinned() looks up the folio of an entry only
+ * when the MMF_HAS_PINNED bit of its pagescan_pin_word() is set.
+ *
+ * The word for a COW mapping is its mm's flags: a page this mm writes
+ * through it is pinned writable only through this mm, exclusive (GUP
+ * unshares it first), which then has MMF_HAS_PINNED; the folio lookup is
+ * skipped in the common case, as clear_refs does. Any page of another
+ * mapping may be pinned: its word has every bit set.
  */
 static const unsigned long pagescan_may_pin = ~0UL;
 
-/*
- * The word whose MMF_HAS_PINNED bit says whether a page of @vma may be
- * pinned. A page of a COW mapping is pinned only through this mm,
- * exclusive (GUP unshares it first), which then has MMF_HAS_PINNED: the
- * folio lookup is skipped in the common case, as clear_refs does. Any
- * page of another mapping may be pinned: its word has every bit set.
- */
 static inline const unsigned long *pagescan_pin_word(struct vm_area_struct *vma)
 {
+	BUILD_BUG_ON(MMF_HAS_PINNED >= BITS_PER_LONG);
 	if (is_cow_mapping(vma->vm_flags))
 		return &vma->vm_mm->flags;
 	return &pagescan_may_pin;
@@ -1073,7 +1079,7 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 
 /*
  * Whether a non-present entry may match. Out of line: the loop of
- * pagescan_fast() meets few, and keeps its registers.
+ * pagescan_fast() meets few but markers, and keeps its registers.
  */
 static noinline bool pagescan_may_match(const struct pagescan_walk *w,
 					pte_t ptent)
@@ -1081,6 +1087,29 @@ static noinline bool pagescan_may_match(const struct pagescan_walk *w,
 	if (pte_none(ptent))
 		return w->none_match;
 	return pagescan_pte_may_match(w->need_sd, w->need_written, ptent);
+}
+
+/*
+ * Report @n pages from @a with categories @out, after the region *@cur of
+ * pagescan_fast(). Return: false, with nothing done, when a region must be
+ * opened and the buffer has no room.
+ */
+static __always_inline bool pagescan_fast_add(const struct pagescan_walk *w,
+					      struct page_region **cur,
+					      unsigned long a, unsigned long n,
+					      unsigned long out)
+{
+	struct page_region *r = *cur;
+
+	if (r->end != a || r->categories != out) {
+		if (r == w->last)
+			return false;
+		*cur = ++r;
+		r->start = a;
+		r->categories = out;
+	}
+	r->end = a + n * PAGE_SIZE;
+	return true;
 }
 
 /*
@@ -1093,10 +1122,12 @@ static noinline bool pagescan_may_match(const struct pagescan_walk *w,
  * no room for), or @nr. @set: as pagescan_quick_test() gives it; @clear_sd,
  * @wp: those of @w, not both.
  *
- * A matching entry has the soft-dirty bit with @clear_sd, and no uffd-wp
- * bit with @wp: every page it reports changes. Its state lives in
- * registers: the output pointer and max_pages left, and the address of an
- * entry computed from the address of the entry itself.
+ * A matching present entry has the soft-dirty bit with @clear_sd, and no
+ * uffd-wp bit with @wp; an empty one takes a marker with @wp: the entry
+ * of every page it reports is rewritten (a pinned page's, soft-dirty
+ * again), and the flush covers them from the first to the last. Its state
+ * lives in registers: the output pointer and max_pages left, and the
+ * address of an entry computed from the address of the entry itself.
  */
 static __always_inline unsigned long
 pagescan_fast(struct pagescan_walk *w, struct vm_area_struct *vma,
@@ -1128,6 +1159,27 @@ pagescan_fast(struct pagescan_walk *w, struct vm_area_struct *vma,
 hit:
 		ptent = ptep_get(p);
 		if (!pte_present(ptent)) {
+			/*
+			 * Empty entries pass the written test, and match
+			 * where the VMA says so: reported as a run.
+			 */
+			if (set && pte_none(ptent) && w->none_match) {
+				for (n = 1; p + n < end; n++)
+					if (!pte_none(ptep_get(p + n)))
+						break;
+				if (n > left)
+					break;
+				a = base + (unsigned long)p * ratio;
+				if (!pagescan_fast_add(w, &cur, a, n,
+						       w->none_out))
+					break;
+				left -= n;
+				for (k = 0; wp && k < n; k++)
+					make_uffd_wp_pte(vma, a + k * PAGE_SIZE,
+							 p + k, ptep_get(p + k));
+				p += n;
+				continue;
+			}
 			if (pagescan_may_match(w, ptent))
 				break;
 			p++;
@@ -1147,17 +1199,9 @@ hit:
 				goto run;
 		}
 		/* A page on its own, as scattered writes leave them */
-		if (!left)
-			break;
 		a = base + (unsigned long)p * ratio;
-		if (cur->end != a || cur->categories != out) {
-			if (cur == w->last)
-				break;
-			cur++;
-			cur->start = a;
-			cur->categories = out;
-		}
-		cur->end = a + PAGE_SIZE;
+		if (!left || !pagescan_fast_add(w, &cur, a, 1, out))
+			break;
 		left--;
 		/* Soft-dirty, or it would not match */
 		if (clear_sd)
@@ -1167,24 +1211,16 @@ hit:
 		p++;
 		continue;
 run:
-		if (n > left)
-			break;
 		a = base + (unsigned long)p * ratio;
-		if (cur->end != a || cur->categories != out) {
-			if (cur == w->last)
-				break;
-			cur++;
-			cur->start = a;
-			cur->categories = out;
-		}
-		cur->end = a + n * PAGE_SIZE;
+		if (n > left || !pagescan_fast_add(w, &cur, a, n, out))
+			break;
 		left -= n;
 		if (clear_sd) {
 			pagescan_clear_run(vma, a, p, n);
 		} else if (wp) {
-			for (i = 0; i < n; i++)
-				make_uffd_wp_pte_present(vma, a + i * PAGE_SIZE,
-							 p + i);
+			for (k = 0; k < n; k++)
+				make_uffd_wp_pte_present(vma, a + k * PAGE_SIZE,
+							 p + k);
 		}
 		p += n;
 	}
@@ -1848,6 +1884,7 @@ static int pagescan_test_vma(struct pagescan_walk *w,
 	if (w->flags & PAGESCAN_EMPTY_AS_HOLE)
 		w->none_cats = w->hole_cats;
 	w->none_match = pagescan_match(w, w->none_cats);
+	w->none_out = w->none_cats & w->return_mask;
 	w->need_sd = (w->mask & ~w->inverted & PAGE_IS_SOFT_DIRTY) &&
 		     !(cats & PAGE_IS_SOFT_DIRTY);
 	w->need_written = w->mask & ~w->inverted & PAGE_IS_WRITTEN;
