@@ -1078,6 +1078,16 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 }
 
 /*
+ * pagescan_run() out of line, for pagescan_fast(): a run is measured once,
+ * a loop of its own keeps the values of four entries in registers.
+ */
+static noinline unsigned long pagescan_run_len(pte_t *pte, pte_t first,
+					       unsigned long left)
+{
+	return pagescan_run(pte, first, left);
+}
+
+/*
  * Whether a non-present entry may match. Out of line: the loop of
  * pagescan_fast() meets few but markers, and keeps its registers.
  */
@@ -1194,7 +1204,7 @@ hit:
 		n = 1;
 		if (p + 1 < end &&
 		    pagescan_hit(pagescan_peek(p + 1), qmask, set)) {
-			n = pagescan_run(p, ptent, end - p);
+			n = pagescan_run_len(p, ptent, end - p);
 			if (n > 1)
 				goto run;
 		}
