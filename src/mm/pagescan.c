@@ -276,14 +276,37 @@ static void pagescan_notify(struct pagescan_walk *w, unsigned long addr,
 	w->notifying = true;
 }
 
-/* Whether a region from @addr with @cats extends the open one of buf */
-static __always_inline bool pagescan_extends(const struct pagescan_walk *w,
-					     unsigned long cats,
+/* Whether a region from @addr with categories @out extends region @r */
+static __always_inline bool pagescan_extends(const struct page_region *r,
+					     unsigned long out,
 					     unsigned long addr)
 {
-	const struct page_region *cur = w->cur;
+	return r->end == addr && r->categories == out;
+}
 
-	return cur->end == addr && cur->categories == (cats & w->return_mask);
+/*
+ * Report @n pages from @start with categories @out (masked by return_mask)
+ * after the region *@cur of the bounce buffer: it extends that region or,
+ * with room, opens the next one. Return: false, with nothing done, when
+ * the buffer is full.
+ */
+static __always_inline bool pagescan_region_add(const struct pagescan_walk *w,
+						struct page_region **cur,
+						unsigned long start,
+						unsigned long n,
+						unsigned long out)
+{
+	struct page_region *r = *cur;
+
+	if (!pagescan_extends(r, out, start)) {
+		if (r == w->last)
+			return false;
+		*cur = ++r;
+		r->start = start;
+		r->categories = out;
+	}
+	r->end = start + n * PAGE_SIZE;
+	return true;
 }
 
 /*
@@ -302,7 +325,7 @@ static unsigned long pagescan_fit(const struct pagescan_walk *w,
 	if (end == addr || !w->buf)
 		return end;
 
-	if (pagescan_extends(w, cats, addr))
+	if (pagescan_extends(w->cur, cats & w->return_mask, addr))
 		return end;
 	if (w->cur == w->last)
 		return addr;
@@ -320,19 +343,10 @@ static __always_inline bool pagescan_add_within(struct pagescan_walk *w,
 						unsigned long addr,
 						unsigned long end)
 {
-	struct page_region *cur;
-
-	if (w->buf) {
-		cur = w->cur;
-		if (!pagescan_extends(w, cats, addr)) {
-			if (cur == w->last)
-				return false;
-			w->cur = ++cur;
-			cur->start = addr;
-			cur->categories = cats & w->return_mask;
-		}
-		cur->end = end;
-	}
+	if (w->buf && !pagescan_region_add(w, &w->cur, addr,
+					   (end - addr) >> PAGE_SHIFT,
+					   cats & w->return_mask))
+		return false;
 	w->pages_left -= (end - addr) >> PAGE_SHIFT;
 	return true;
 }
@@ -1100,29 +1114,6 @@ static noinline bool pagescan_may_match(const struct pagescan_walk *w,
 }
 
 /*
- * Report @n pages from @a with categories @out, after the region *@cur of
- * pagescan_fast(). Return: false, with nothing done, when a region must be
- * opened and the buffer has no room.
- */
-static __always_inline bool pagescan_fast_add(const struct pagescan_walk *w,
-					      struct page_region **cur,
-					      unsigned long a, unsigned long n,
-					      unsigned long out)
-{
-	struct page_region *r = *cur;
-
-	if (r->end != a || r->categories != out) {
-		if (r == w->last)
-			return false;
-		*cur = ++r;
-		r->start = a;
-		r->categories = out;
-	}
-	r->end = a + n * PAGE_SIZE;
-	return true;
-}
-
-/*
  * The loop of pagescan_ptes() for simple masks with a quick test and a
  * bounce buffer (pagescan_fast_loop()), from entry @i of the @nr at @pte,
  * mapping from @addr: it reports and changes the present entries that
@@ -1180,8 +1171,8 @@ hit:
 				if (n > left)
 					break;
 				a = base + (unsigned long)p * ratio;
-				if (!pagescan_fast_add(w, &cur, a, n,
-						       w->none_out))
+				if (!pagescan_region_add(w, &cur, a, n,
+							 w->none_out))
 					break;
 				left -= n;
 				for (k = 0; wp && k < n; k++)
@@ -1210,7 +1201,7 @@ hit:
 		}
 		/* A page on its own, as scattered writes leave them */
 		a = base + (unsigned long)p * ratio;
-		if (!left || !pagescan_fast_add(w, &cur, a, 1, out))
+		if (!left || !pagescan_region_add(w, &cur, a, 1, out))
 			break;
 		left--;
 		/* Soft-dirty, or it would not match */
@@ -1222,7 +1213,7 @@ hit:
 		continue;
 run:
 		a = base + (unsigned long)p * ratio;
-		if (n > left || !pagescan_fast_add(w, &cur, a, n, out))
+		if (n > left || !pagescan_region_add(w, &cur, a, n, out))
 			break;
 		left -= n;
 		if (clear_sd) {
