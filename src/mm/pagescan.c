@@ -1191,15 +1191,22 @@ hit:
 			p++;
 			continue;
 		}
-		/* An entry that fails the quick test ends the run */
+		/*
+		 * An entry that fails the quick test ends the run. A page
+		 * on its own, as scattered writes leave them, is done with
+		 * the entry that failed after it (n is 2), which is not
+		 * tested again.
+		 */
 		n = 1;
-		if (p + 1 < end &&
-		    pagescan_hit(pagescan_peek(p + 1), qmask, set)) {
-			n = pagescan_run_len(p, ptent, end - p);
-			if (n > 1)
-				goto run;
+		if (p + 1 < end) {
+			if (pagescan_hit(pagescan_peek(p + 1), qmask, set)) {
+				n = pagescan_run_len(p, ptent, end - p);
+				if (n > 1)
+					goto run;
+			} else {
+				n = 2;
+			}
 		}
-		/* A page on its own, as scattered writes leave them */
 		a = base + (unsigned long)p * ratio;
 		if (!left || !pagescan_region_add(w, &cur, a, 1, out))
 			break;
@@ -1209,7 +1216,7 @@ hit:
 			pagescan_clean_present(vma, w->pin_word, a, p);
 		else if (wp)
 			make_uffd_wp_pte_present(vma, a, p);
-		p++;
+		p += n;
 		continue;
 run:
 		a = base + (unsigned long)p * ratio;
