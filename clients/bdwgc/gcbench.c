@@ -151,6 +151,21 @@ static long count_maps(void)
 	return n;
 }
 
+/*
+ * Write @val to every page of the buffer. One function for every pass, so
+ * that the pass whose faults are counted runs code already mapped: a
+ * forked child faults its text in again, and a page that fault-around
+ * skipped (another thread faulting it in) would fault inside the count.
+ */
+static __attribute__((noinline)) void write_buf(char *buf, long pages,
+						long page, char val)
+{
+	long i;
+
+	for (i = 0; i < pages; i++)
+		buf[i * page] = val;
+}
+
 static long minflt(void)
 {
 	struct rusage ru;
@@ -261,8 +276,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	madvise(buf, pages * page, MADV_NOHUGEPAGE);
-	for (i = 0; i < pages; i++)
-		buf[i * page] = 1;
+	write_buf(buf, pages, page, 1);
 
 	live = GC_MALLOC(nlive * sizeof(*live));
 	for (i = 0; i < nlive; i++) {
@@ -294,8 +308,7 @@ int main(int argc, char **argv)
 		GC_gcollect();	/* no parallel markers in the child yet */
 		GC_start_mark_threads();
 		/* Copy the buffer before counting faults in it */
-		for (i = 0; i < pages; i++)
-			buf[i * page] = 2;
+		write_buf(buf, pages, page, 2);
 	}
 	source = want = dirty_source();
 
@@ -321,8 +334,7 @@ int main(int argc, char **argv)
 		bad += check_canaries();
 
 		f0 = minflt();
-		for (i = 0; i < pages; i++)
-			buf[i * page] = (char)c;
+		write_buf(buf, pages, page, (char)c);
 		faults += minflt() - f0;
 
 		vma = count_maps();
