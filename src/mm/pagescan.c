@@ -1065,7 +1065,6 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 					      pte_t *pte, unsigned long addr,
 					      pte_t ptent, unsigned long left,
 					      unsigned long cats,
-					      struct pagescan_flush *flush,
 					      bool clear_sd, bool wp,
 					      unsigned long *n)
 {
@@ -1079,7 +1078,7 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 		if (change &&
 		    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats,
 					clear_sd, wp))
-			pagescan_flush_add(flush, addr, next);
+			pagescan_flush_add(&w->tflush, addr, next);
 		return false;
 	}
 	stop = pagescan_output(w, cats, addr, &next);
@@ -1087,7 +1086,7 @@ static __always_inline bool pagescan_ptes_run(struct pagescan_walk *w,
 	if (change && *n &&
 	    pagescan_change_run(w, vma, addr, pte, ptent, *n, cats, clear_sd,
 				wp))
-		pagescan_flush_add(flush, addr, next);
+		pagescan_flush_add(&w->tflush, addr, next);
 	return stop;
 }
 
@@ -1237,12 +1236,9 @@ run:
 	 * (the end of the region open on entry, if that grew, or the start of
 	 * the next) to the last.
 	 */
-	if ((clear_sd || wp) && left != w->pages_left) {
-		if (!w->tflush.end)
-			w->tflush.start = first->end != first_end ?
-					  first_end : first[1].start;
-		w->tflush.end = cur->end;
-	}
+	if ((clear_sd || wp) && left != w->pages_left)
+		pagescan_flush_add(&w->tflush, first->end != first_end ?
+				   first_end : first[1].start, cur->end);
 	w->cur = cur;
 	w->pages_left = left;
 	return p - pte;
@@ -1346,7 +1342,6 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 					  struct vm_area_struct *vma,
 					  pte_t *pte, unsigned long addr,
 					  unsigned long nr,
-					  struct pagescan_flush *flush,
 					  bool quick, u64 qmask, bool set,
 					  enum pagescan_fast fast)
 {
@@ -1376,8 +1371,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			if (match & BIT(k)) {
 				cats = w->present_cats[k];
 				if (pagescan_ptes_run(w, vma, p, a, ptent, nr - i,
-						      cats, flush, clear_sd,
-						      wp, &n))
+						      cats, clear_sd, wp, &n))
 					return true;
 				i += n - 1;
 				continue;
@@ -1404,7 +1398,7 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 		    pagescan_output(w, cats, a, &next))
 			return true;
 		if (change && pagescan_change_pte(w, vma, a, p, ptent, cats))
-			pagescan_flush_add(flush, a, next);
+			pagescan_flush_add(&w->tflush, a, next);
 	}
 	return false;
 }
@@ -1450,14 +1444,14 @@ static noinline int pagescan_pte_table(pmd_t *pmd, unsigned long addr,
 		flush_tlb_batched_pending(walk->mm);
 	arch_enter_lazy_mmu_mode();
 	if (quick && qset)
-		pagescan_ptes(w, vma, start_pte, addr, nr, flush, true, qmask,
-			      true, fast);
+		pagescan_ptes(w, vma, start_pte, addr, nr, true, qmask, true,
+			      fast);
 	else if (quick)
-		pagescan_ptes(w, vma, start_pte, addr, nr, flush, true, qmask,
-			      false, fast);
+		pagescan_ptes(w, vma, start_pte, addr, nr, true, qmask, false,
+			      fast);
 	else
-		pagescan_ptes(w, vma, start_pte, addr, nr, flush, false, 0,
-			      false, PAGESCAN_SLOW);
+		pagescan_ptes(w, vma, start_pte, addr, nr, false, 0, false,
+			      PAGESCAN_SLOW);
 	/* Leave lazy MMU mode first, so that the updates are visible. */
 	arch_leave_lazy_mmu_mode();
 	if (flush->end)
