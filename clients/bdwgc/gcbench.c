@@ -166,6 +166,40 @@ static __attribute__((noinline)) void write_buf(char *buf, long pages,
 		buf[i * page] = val;
 }
 
+#define VMSTAT_MAX 256
+
+struct vmstat {
+	int n;
+	char name[VMSTAT_MAX][48];
+	unsigned long long val[VMSTAT_MAX];
+};
+
+/* The counters of /proc/vmstat, to tell what the kernel did meanwhile */
+static void vmstat_read(struct vmstat *v)
+{
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	v->n = 0;
+	if (!f)
+		return;
+	while (v->n < VMSTAT_MAX &&
+	       fscanf(f, "%47s %llu", v->name[v->n], &v->val[v->n]) == 2)
+		v->n++;
+	fclose(f);
+}
+
+/* Print, as a TAP comment, the counters that changed from @a to @b */
+static void vmstat_diff(const struct vmstat *a, const struct vmstat *b)
+{
+	int i;
+
+	printf("#   /proc/vmstat meanwhile:");
+	for (i = 0; i < a->n && i < b->n; i++)
+		if (b->val[i] != a->val[i] && !strcmp(a->name[i], b->name[i]))
+			printf(" %s+%llu", b->name[i], b->val[i] - a->val[i]);
+	printf("\n");
+}
+
 static long minflt(void)
 {
 	struct rusage ru;
@@ -320,7 +354,8 @@ int main(int argc, char **argv)
 	t0 = now();
 	for (c = 0; c < cycles; c++) {
 		GC_word gc_no = GC_get_gc_no();
-		long f0;
+		static struct vmstat v0, v1;
+		long f0, f;
 
 		/* Replace a tenth of the children: writes into old holders */
 		for (i = 0; i < nlive / 10; i++)
@@ -333,9 +368,18 @@ int main(int argc, char **argv)
 		}
 		bad += check_canaries();
 
+		vmstat_read(&v0);
 		f0 = minflt();
 		write_buf(buf, pages, page, (char)c);
-		faults += minflt() - f0;
+		f = minflt() - f0;
+		vmstat_read(&v1);
+		faults += f;
+		/* What a fault where none is expected came with */
+		if (f && strcmp(source, "pagemap")) {
+			printf("# cycle %ld: %ld faults writing the buffer\n",
+			       c, f);
+			vmstat_diff(&v0, &v1);
+		}
 
 		vma = count_maps();
 		heap = GC_get_heap_size();
