@@ -153,9 +153,8 @@ static long count_maps(void)
 
 /*
  * Write @val to every page of the buffer. One function for every pass, so
- * that the pass whose faults are counted runs code already mapped: a
- * forked child faults its text in again, and a page that fault-around
- * skipped (another thread faulting it in) would fault inside the count.
+ * that the counted one runs code that ran before (a forked child faults
+ * its text in again).
  */
 static __attribute__((noinline)) void write_buf(char *buf, long pages,
 						long page, char val)
@@ -200,10 +199,17 @@ static void vmstat_diff(const struct vmstat *a, const struct vmstat *b)
 	printf("\n");
 }
 
+/*
+ * The minor faults of this thread. getrusage() reads the count before it
+ * copies it out, so a fault on @ru would be counted by the next call: in
+ * a forked child the page may still be shared with the parent. Write it
+ * first.
+ */
 static long minflt(void)
 {
 	struct rusage ru;
 
+	memset(&ru, 0, sizeof(ru));
 	getrusage(RUSAGE_THREAD, &ru);
 	return ru.ru_minflt;
 }
