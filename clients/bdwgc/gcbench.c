@@ -14,8 +14,10 @@
  *
  * It reports the minor faults taken while writing that buffer (0 unless
  * something write-protected it: clear_refs does, at every collection),
- * the time the world was stopped and the longest stop, the total time,
- * and the number of mappings (/proc/self/maps lines) over the run.
+ * the buffer's pages that /proc/self/pagemap shows not soft-dirty before
+ * a pass (0 unless something cleared them: clear_refs again), the time
+ * the world was stopped and the longest stop, the total time, and the
+ * number of mappings (/proc/self/maps lines) over the run.
  *
  * Usage: gcbench [-c CYCLES] [-n LIVE] [-b BUFFER_MIB] [-e SOURCE] [-f]
  * SOURCE (what the run must use): process_memwatch, pagemap or mprotect.
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,38 +168,60 @@ static __attribute__((noinline)) void write_buf(char *buf, long pages,
 		buf[i * page] = val;
 }
 
-#define VMSTAT_MAX 256
-
-struct vmstat {
-	int n;
-	char name[VMSTAT_MAX][48];
-	unsigned long long val[VMSTAT_MAX];
+/*
+ * What /proc/self/pagemap says of the buffer's pages, read before each
+ * counted pass: how many are not present, not soft-dirty (cleared since
+ * the last pass wrote them), or on another page frame than at the last
+ * look (moved: migration or compaction; page frames need CAP_SYS_ADMIN,
+ * without it none is seen to move).
+ */
+struct bufstate {
+	long absent, clean, moved;
 };
 
-/* The counters of /proc/vmstat, to tell what the kernel did meanwhile */
-static void vmstat_read(struct vmstat *v)
+#define PM_PRESENT	(1ULL << 63)
+#define PM_SOFT_DIRTY	(1ULL << 55)
+#define PM_PFN		((1ULL << 55) - 1)
+
+static uint64_t *pm_now, *pm_last;
+
+static int buf_state(const char *buf, long pages, long page,
+		     struct bufstate *s)
 {
-	FILE *f = fopen("/proc/vmstat", "r");
+	size_t len = pages * sizeof(uint64_t);
+	uint64_t *swap;
+	long i;
+	int fd;
 
-	v->n = 0;
-	if (!f)
-		return;
-	while (v->n < VMSTAT_MAX &&
-	       fscanf(f, "%47s %llu", v->name[v->n], &v->val[v->n]) == 2)
-		v->n++;
-	fclose(f);
-}
-
-/* Print, as a TAP comment, the counters that changed from @a to @b */
-static void vmstat_diff(const struct vmstat *a, const struct vmstat *b)
-{
-	int i;
-
-	printf("#   /proc/vmstat meanwhile:");
-	for (i = 0; i < a->n && i < b->n; i++)
-		if (b->val[i] != a->val[i] && !strcmp(a->name[i], b->name[i]))
-			printf(" %s+%llu", b->name[i], b->val[i] - a->val[i]);
-	printf("\n");
+	if (!pm_now) {
+		pm_now = calloc(pages, sizeof(uint64_t));
+		pm_last = calloc(pages, sizeof(uint64_t));
+		if (!pm_now || !pm_last)
+			return -1;
+	}
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (pread(fd, pm_now, len, (uintptr_t)buf / page * sizeof(uint64_t)) !=
+	    (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < pages; i++) {
+		if (!(pm_now[i] & PM_PRESENT))
+			s->absent++;
+		else if (!(pm_now[i] & PM_SOFT_DIRTY))
+			s->clean++;
+		if ((pm_now[i] & PM_PFN) && (pm_last[i] & PM_PFN) &&
+		    (pm_now[i] & PM_PFN) != (pm_last[i] & PM_PFN))
+			s->moved++;
+	}
+	swap = pm_last;
+	pm_last = pm_now;
+	pm_now = swap;
+	return 0;
 }
 
 /*
@@ -279,12 +304,15 @@ int main(int argc, char **argv)
 {
 	long cycles = 20, buf_mib = 64, pages, i, c, bad = 0, faults = 0;
 	long vma, vma_min = -1, vma_max = -1, vma_changes = 0, prev_vma = -1;
+	long cleared = 0, moved = 0, absent = 0;
+	struct bufstate st;
+	char why[160] = "";
 	size_t heap, prev_heap = 0;
 	const char *expect = NULL, *source, *want;
 	long page = sysconf(_SC_PAGESIZE);
 	double t0, total, untimed = 0, t;
 	char *buf;
-	int opt, test = 0, fail = 0, forked = 0, status;
+	int opt, test = 0, fail = 0, forked = 0, status, pm;
 	pid_t pid;
 
 	while ((opt = getopt(argc, argv, "c:n:b:e:f")) != -1) {
@@ -352,7 +380,10 @@ int main(int argc, char **argv)
 	}
 	source = want = dirty_source();
 
-	printf("1..4\n");
+	/* The page frames the buffer starts on, for "moved" */
+	pm = !buf_state(buf, pages, page, &st);
+
+	printf("1..5\n");
 	printf("# gcbench: source %s, %ld cycles, %ld live objects, %ld buffer pages%s\n",
 	       source, cycles, nlive, pages, forked ? ", in a forked child" : "");
 	stopped_total = stopped_max = 0;
@@ -360,7 +391,6 @@ int main(int argc, char **argv)
 	t0 = now();
 	for (c = 0; c < cycles; c++) {
 		GC_word gc_no = GC_get_gc_no();
-		static struct vmstat v0, v1;
 		long f0, f;
 
 		/* Replace a tenth of the children: writes into old holders */
@@ -374,22 +404,26 @@ int main(int argc, char **argv)
 		}
 		bad += check_canaries();
 
-		/* The reads of /proc/vmstat are not part of the run's time */
+		/* The read of /proc/self/pagemap is not part of the run's time */
 		t = now();
-		vmstat_read(&v0);
+		if (pm && !buf_state(buf, pages, page, &st)) {
+			cleared += st.clean;
+			moved += st.moved;
+			absent += st.absent;
+		}
 		untimed += now() - t;
 		f0 = minflt();
 		write_buf(buf, pages, page, (char)c);
 		f = minflt() - f0;
-		t = now();
-		vmstat_read(&v1);
-		untimed += now() - t;
 		faults += f;
-		/* What a fault where none is expected came with */
-		if (f && strcmp(source, "pagemap")) {
-			printf("# cycle %ld: %ld faults writing the buffer\n",
-			       c, f);
-			vmstat_diff(&v0, &v1);
+		/* Where none is expected: what pagemap said before the pass */
+		if (f && strcmp(source, "pagemap") && pm) {
+			printf("# cycle %ld: %ld faults writing the buffer; before it %ld pages absent, %ld not soft-dirty, %ld moved\n",
+			       c, f, st.absent, st.clean, st.moved);
+			if (!why[0])
+				snprintf(why, sizeof(why),
+					 "; cycle %ld: %ld, before it %ld pages absent, %ld not soft-dirty, %ld moved",
+					 c, f, st.absent, st.clean, st.moved);
 		}
 
 		vma = count_maps();
@@ -426,9 +460,26 @@ int main(int argc, char **argv)
 		       pages * cycles);
 		fail |= faults < pages * cycles;
 	} else {
-		printf("%sok %d faults writing the non-GC buffer: %ld (expected 0)\n",
-		       faults ? "not " : "", ++test, faults);
+		printf("%sok %d faults writing the non-GC buffer: %ld (expected 0%s)\n",
+		       faults ? "not " : "", ++test, faults, why);
 		fail |= faults != 0;
+	}
+	/*
+	 * Only clear_refs clears the soft-dirty bits of memory the collector
+	 * does not watch: process_memwatch() is given the heap's ranges.
+	 */
+	if (!pm) {
+		printf("ok %d buffer pages found not soft-dirty # SKIP no /proc/self/pagemap\n",
+		       ++test);
+	} else if (!strcmp(want, "pagemap")) {
+		printf("%sok %d buffer pages found not soft-dirty before a pass: %ld (at least pages x cycles = %ld; %ld moved, %ld absent)\n",
+		       cleared < pages * cycles ? "not " : "", ++test,
+		       cleared, pages * cycles, moved, absent);
+		fail |= cleared < pages * cycles;
+	} else {
+		printf("%sok %d buffer pages found not soft-dirty before a pass: %ld (expected 0; %ld moved, %ld absent)\n",
+		       cleared ? "not " : "", ++test, cleared, moved, absent);
+		fail |= cleared != 0;
 	}
 	if (!strcmp(want, "mprotect")) {
 		/* mprotect splits the heap mappings: reported, not checked */
@@ -440,9 +491,10 @@ int main(int argc, char **argv)
 		       vma_changes);
 		fail |= vma_changes != 0;
 	}
-	printf("# result source=%s cycles=%ld pages=%ld faults=%ld collections=%lu stops=%lu stopped_ms=%.1f max_pause_ms=%.2f total_ms=%.1f vma_min=%ld vma_max=%ld heap_mib=%.1f bad=%ld\n",
+	printf("# result source=%s cycles=%ld pages=%ld faults=%ld collections=%lu stops=%lu stopped_ms=%.1f max_pause_ms=%.2f total_ms=%.1f vma_min=%ld vma_max=%ld heap_mib=%.1f bad=%ld cleared=%ld moved=%ld\n",
 	       source, cycles, pages, faults, (unsigned long)GC_get_gc_no(),
 	       nstops, stopped_total * 1e3, stopped_max * 1e3, total * 1e3,
-	       vma_min, vma_max, GC_get_heap_size() / 1048576.0, bad);
+	       vma_min, vma_max, GC_get_heap_size() / 1048576.0, bad,
+	       cleared, moved);
 	return fail;
 }
