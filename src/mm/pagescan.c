@@ -387,18 +387,22 @@ static bool pagescan_output(struct pagescan_walk *w, unsigned long cats,
 }
 
 /*
- * A cheap necessary condition for a non-empty PTE to match: the usual masks
- * (PAGE_IS_SOFT_DIRTY or PAGE_IS_WRITTEN) decide on one bit of the entry,
- * so most entries are skipped without computing their categories.
+ * A cheap necessary condition for a PTE to match: an empty one matches
+ * where the categories of the VMA's empty entries do (computed once per
+ * VMA); for another, the usual masks (PAGE_IS_SOFT_DIRTY or
+ * PAGE_IS_WRITTEN) decide on one bit of the entry, so most entries are
+ * skipped without computing their categories.
  */
-static inline bool pagescan_pte_may_match(bool need_sd, bool need_written,
+static inline bool pagescan_pte_may_match(const struct pagescan_walk *w,
 					  pte_t pte)
 {
+	if (pte_none(pte))
+		return w->none_match;
 	if (pte_present(pte))
-		return (!need_sd || pte_soft_dirty(pte)) &&
-		       (!need_written || !pte_uffd_wp(pte));
-	return (!need_sd || pte_swp_soft_dirty(pte)) &&
-	       (!need_written || !pte_swp_uffd_wp_any(pte));
+		return (!w->need_sd || pte_soft_dirty(pte)) &&
+		       (!w->need_written || !pte_uffd_wp(pte));
+	return (!w->need_sd || pte_swp_soft_dirty(pte)) &&
+	       (!w->need_written || !pte_swp_uffd_wp_any(pte));
 }
 
 /*
@@ -1101,15 +1105,14 @@ static noinline unsigned long pagescan_run_len(pte_t *pte, pte_t first,
 }
 
 /*
- * Whether a non-present entry may match. Out of line: the loop of
- * pagescan_fast() meets few but markers, and keeps its registers.
+ * pagescan_pte_may_match() out of line, for the non-present entries of the
+ * loop of pagescan_fast(): it meets few but markers, and keeps its
+ * registers.
  */
 static noinline bool pagescan_may_match(const struct pagescan_walk *w,
 					pte_t ptent)
 {
-	if (pte_none(ptent))
-		return w->none_match;
-	return pagescan_pte_may_match(w->need_sd, w->need_written, ptent);
+	return pagescan_pte_may_match(w, ptent);
 }
 
 /*
@@ -1380,14 +1383,11 @@ static __always_inline bool pagescan_ptes(struct pagescan_walk *w,
 			if (simple)
 				continue;
 		}
+		if (!pagescan_pte_may_match(w, ptent))
+			continue;
 		if (pte_none(ptent)) {
-			if (!w->none_match)
-				continue;
 			cats = w->none_cats;
 		} else {
-			if (!pagescan_pte_may_match(w->need_sd, w->need_written,
-						    ptent))
-				continue;
 			cats = vma_cats | pagescan_pte_cats(w, vma, a, ptent);
 			if (!pagescan_match(w, cats))
 				continue;
