@@ -9,7 +9,7 @@
 
 old=$(cat /proc/sys/kernel/randomize_va_space)
 echo 0 >/proc/sys/kernel/randomize_va_space
-i=0 at= n=0
+i=0 at='' n=0
 while [ $i -lt 256 ]; do
 	pad=$(printf "%0$((i * 16 + 1))d" 0)
 	if ! PAD=$pad ./gcbench -c 1 -b 1 -n 2000 -f -e process_memwatch \

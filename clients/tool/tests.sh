@@ -8,6 +8,9 @@
 # The precopy targets are the lines of ./targets, NAME:COMMAND, written by
 # clients/tool/check; each command must keep running (and writing) for the
 # whole precopy, a minute at most.
+#
+# "set -- $(differ FILE)" splits differ's two numbers into $1 and $2:
+# shellcheck disable=SC2046
 
 TARGETS=$(cat targets)
 
