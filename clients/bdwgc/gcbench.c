@@ -170,10 +170,10 @@ static __attribute__((noinline)) void write_buf(char *buf, long pages,
 
 /*
  * What /proc/self/pagemap says of the buffer's pages, read before each
- * counted pass: how many are not present, not soft-dirty (cleared since
- * the last pass wrote them), or on another page frame than at the last
- * look (moved: migration or compaction; page frames need CAP_SYS_ADMIN,
- * without it none is seen to move).
+ * counted pass: how many are not soft-dirty (cleared since the last pass
+ * wrote them), not present (swapped out), or present on another page
+ * frame than at the last look (moved: migration or compaction; page
+ * frames need CAP_SYS_ADMIN, without it none is seen to move).
  */
 struct bufstate {
 	long absent, clean, moved;
@@ -193,6 +193,7 @@ static int buf_state(const char *buf, long pages, long page,
 	long i;
 	int fd;
 
+	memset(s, 0, sizeof(*s));
 	if (!pm_now) {
 		pm_now = calloc(pages, sizeof(uint64_t));
 		pm_last = calloc(pages, sizeof(uint64_t));
@@ -208,13 +209,15 @@ static int buf_state(const char *buf, long pages, long page,
 		return -1;
 	}
 	close(fd);
-	memset(s, 0, sizeof(*s));
 	for (i = 0; i < pages; i++) {
+		/* A swap entry keeps the bit too */
+		if (!(pm_now[i] & PM_SOFT_DIRTY))
+			s->clean++;
 		if (!(pm_now[i] & PM_PRESENT))
 			s->absent++;
-		else if (!(pm_now[i] & PM_SOFT_DIRTY))
-			s->clean++;
-		if ((pm_now[i] & PM_PFN) && (pm_last[i] & PM_PFN) &&
+		/* Not present, the low bits are a swap entry's */
+		if ((pm_now[i] & PM_PRESENT) && (pm_last[i] & PM_PRESENT) &&
+		    (pm_now[i] & PM_PFN) && (pm_last[i] & PM_PFN) &&
 		    (pm_now[i] & PM_PFN) != (pm_last[i] & PM_PFN))
 			s->moved++;
 	}

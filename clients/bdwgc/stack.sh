@@ -7,8 +7,13 @@
 # fault on a stack page still shared with the parent after reading the
 # count (a fault the next count then took for the buffer's). TAP.
 
+echo "1..1"
 old=$(cat /proc/sys/kernel/randomize_va_space)
 echo 0 >/proc/sys/kernel/randomize_va_space
+if [ "$(cat /proc/sys/kernel/randomize_va_space)" != 0 ]; then
+	echo "not ok 1 forked child at 256 stack offsets: cannot turn address space randomization off"
+	exit 1
+fi
 i=0 at='' n=0
 while [ $i -lt 256 ]; do
 	pad=$(printf "%0$((i * 16 + 1))d" 0)
@@ -22,9 +27,9 @@ while [ $i -lt 256 ]; do
 done
 echo "$old" >/proc/sys/kernel/randomize_va_space
 
-echo "1..1"
 if [ "$n" -eq 0 ]; then
 	echo "ok 1 forked child with its stack at 256 offsets in a page: checks failed at none"
 else
 	echo "not ok 1 forked child with its stack at 256 offsets in a page: checks failed at $n (x16 bytes:$at)"
+	exit 1
 fi
