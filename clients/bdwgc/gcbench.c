@@ -421,12 +421,14 @@ int main(int argc, char **argv)
 		faults += f;
 		/* Where none is expected: what pagemap said before the pass */
 		if (f && strcmp(source, "pagemap") && pm) {
-			printf("# cycle %ld: %ld faults writing the buffer; before it %ld pages absent, %ld not soft-dirty, %ld moved\n",
-			       c, f, st.absent, st.clean, st.moved);
+			char state[120];
+
+			snprintf(state, sizeof(state),
+				 "cycle %ld: %ld, before it %ld pages absent, %ld not soft-dirty, %ld moved",
+				 c, f, st.absent, st.clean, st.moved);
+			printf("# faults writing the buffer in %s\n", state);
 			if (!why[0])
-				snprintf(why, sizeof(why),
-					 "; cycle %ld: %ld, before it %ld pages absent, %ld not soft-dirty, %ld moved",
-					 c, f, st.absent, st.clean, st.moved);
+				snprintf(why, sizeof(why), "; %s", state);
 		}
 
 		vma = count_maps();
